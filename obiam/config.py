@@ -1,0 +1,436 @@
+"""Typed, validated environment configuration: `environments/<name>.yaml`.
+
+Every field has a production-grade default, so a minimal file names only what
+cannot be guessed (hostname, certificate, product pack, state bucket, owner).
+Non-production files opt out of protections explicitly, which keeps the
+difference from prod visible in review. Unknown keys are errors: a typo must
+never silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from obiam import database_engines, instance_types
+from obiam.naming import RESERVED_TAG_KEYS
+
+TIERS = ("production", "staging", "development", "ephemeral")
+
+# CloudWatch Logs accepts only these retention periods (PutRetentionPolicy).
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
+                      2922, 3288, 3653)
+
+# ALB policies that offer only TLS 1.2+ with forward-secret AES-GCM suites, which is
+# what FAPI 1.0 Advanced (section 8.5) asks of an Open Banking authorization server.
+FAPI_SSL_POLICIES = (
+    "ELBSecurityPolicy-TLS13-1-2-Res-2021-06",
+    "ELBSecurityPolicy-TLS13-1-2-Res-PQ-2025-09",
+    "ELBSecurityPolicy-FS-1-2-Res-2020-10",
+    "ELBSecurityPolicy-TLS13-1-3-2021-06",
+    "ELBSecurityPolicy-TLS13-1-2-FIPS-2023-04",
+)
+
+# WSO2 Open Banking IAM product versions and the JDK majors each runs on:
+# OB 2.0 (Key Manager on IS-KM 5.10) on JDK 8; OB 3.0 (IAM on IS 5.11) on JDK 11 or 17.
+PRODUCT_JDKS: dict[str, tuple[int, ...]] = {"2.0.0": (8,), "3.0.0": (11, 17)}
+DEFAULT_JDK = {"2.0.0": "8", "3.0.0": "11"}
+
+# WSO2's deployment guide: "There's a known issue with JDK1.8.0_151".
+KNOWN_BAD_JDKS = ("1.8.0_151",)
+
+DEFAULT_AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+
+_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
+_ACM_ARN = re.compile(
+    r"^arn:aws(-cn|-us-gov)?:acm:(?P<region>[a-z]{2}(-gov)?-[a-z]+-\d):\d{12}:certificate/"
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+)
+_S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>[^\s]+)$")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_AMI_ID = re.compile(r"^ami-[0-9a-f]{8}([0-9a-f]{9})?$")
+_VPC_ID = re.compile(r"^vpc-[0-9a-f]{8}([0-9a-f]{9})?$")
+_SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8}([0-9a-f]{9})?$")
+_DB_CLASS = re.compile(r"^db\.[a-z0-9-]+\.[a-z0-9]+$")
+_JDK = re.compile(r"^(?P<major>1\.8|8|11|17|21)(\.0(_\d+|\.\d+(\.\d+)?)?)?$")
+_TAG_VALUE = re.compile(r"^[\w .:/=+\-@]{1,256}$")
+_DYNAMODB_TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+_KEY_PREFIX = re.compile(r"^[A-Za-z0-9!_.*'()/-]{1,200}$")
+_PARAMETER_NAME = re.compile(r"^/[A-Za-z0-9_./-]{1,1010}$")
+_DOMAIN = re.compile(r"^([a-zA-Z0-9]+[\\.-])+([a-zA-Z0-9])+$")
+_NETBIOS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,14}$")
+
+
+class RuleViolations(ValueError):
+    """Cross-field rule failures, each with its field path relative to the model that raised it."""
+
+    def __init__(self, violations: list[tuple[tuple[str | int, ...], Any, str]]):
+        self.violations = violations
+        super().__init__("; ".join(message for _, _, message in violations))
+
+
+def _check(pattern: re.Pattern[str], allowed: str) -> AfterValidator:
+    def validate(value: str) -> str:
+        if not pattern.match(value):
+            raise ValueError(f"allowed: {allowed}")
+        return value
+
+    return AfterValidator(validate)
+
+
+def _cidr(value: str) -> str:
+    try:
+        network = ipaddress.IPv4Network(value, strict=True)
+    except ValueError as error:
+        raise ValueError(f"allowed: an IPv4 network in CIDR notation such as 10.40.0.0/16 ({error})") from None
+    return str(network)
+
+
+def _vpc_cidr(value: str) -> str:
+    network = ipaddress.IPv4Network(_cidr(value))
+    if not 16 <= network.prefixlen <= 22:
+        raise ValueError("allowed: a prefix from /16 to /22 (AWS allows /16 at most; /22 is the smallest that "
+                         "still leaves a /28 data and public subnet in each of six AZs)")
+    if not network.is_private:
+        raise ValueError("allowed: a private (RFC 1918) range")
+    return value
+
+
+Region = Annotated[str, _check(_REGION, "an AWS region code such as eu-west-2")]
+Cidr = Annotated[str, AfterValidator(_cidr)]
+SubnetId = Annotated[str, _check(_SUBNET_ID, "a subnet id such as subnet-0123456789abcdef0")]
+TagValue = Annotated[str, _check(_TAG_VALUE, "1-256 letters, digits, spaces and _ . : / = + - @")]
+
+
+class Model(BaseModel):
+    # strict: YAML's `8.0` (a float) or `off` (a bool) must not quietly become a string.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class ExistingVpc(Model):
+    vpc_id: Annotated[str, _check(_VPC_ID, "a VPC id such as vpc-0123456789abcdef0")]
+    public_subnet_ids: list[SubnetId]
+    app_subnet_ids: list[SubnetId]
+    data_subnet_ids: list[SubnetId]
+
+
+class NetworkConfig(Model):
+    vpc_cidr: Annotated[str, AfterValidator(_vpc_cidr)] = "10.40.0.0/16"
+    existing_vpc: ExistingVpc | None = None
+    # One NAT gateway per AZ keeps egress (JDK/pack download, AWS APIs) alive when an AZ fails.
+    nat_gateways: Literal["per_az", "single"] = "per_az"
+    flow_logs: bool = True
+
+
+class AmiConfig(Model):
+    id: Annotated[str, _check(_AMI_ID, "an AMI id such as ami-0123456789abcdef0")] | None = None
+    ssm_parameter: Annotated[str, _check(_PARAMETER_NAME, "an SSM parameter name starting with /")] | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> AmiConfig:
+        if (self.id is None) == (self.ssm_parameter is None):
+            raise RuleViolations([((), None, "give exactly one of `id` or `ssm_parameter`")])
+        return self
+
+
+class ProductConfig(Model):
+    version: Literal["2.0.0", "3.0.0"] = "3.0.0"
+    pack_s3_uri: Annotated[str, _check(_S3_URI, "s3://<bucket>/<key>, the WSO2 OB IAM pack (.zip)")]
+    # OB IAM packs ship with `[server] offset = 3`, so the HTTPS servlet port is 9443 + 3.
+    port_offset: Annotated[int, Field(ge=0, le=1000)] = 3
+    # Hazelcast member port; WSO2's AWS clustering examples use 5701.
+    cluster_port: Annotated[int, Field(ge=1024, le=65535)] = 5701
+
+    @model_validator(mode="after")
+    def _pack_is_a_zip(self) -> ProductConfig:
+        if not self.pack_s3_uri.endswith(".zip"):
+            raise RuleViolations([(("pack_s3_uri",), self.pack_s3_uri,
+                                   "allowed: the WSO2 product pack as a .zip object")])
+        return self
+
+    @property
+    def https_port(self) -> int:
+        return 9443 + self.port_offset
+
+
+class ScalingConfig(Model):
+    metric: Literal["cpu", "requests_per_target"] = "cpu"
+    target_value: Annotated[int, Field(ge=1, le=100_000)] = 60
+
+
+class NodesConfig(Model):
+    instance_type: str = "m6i.large"
+    min_size: Annotated[int, Field(ge=1, le=50)] = 2
+    desired_capacity: Annotated[int, Field(ge=1, le=50)] = 2
+    max_size: Annotated[int, Field(ge=1, le=50)] = 4
+    root_volume_size: Annotated[int, Field(le=1024)] = 20
+    jvm_heap_mib: int = 2048
+    jdk: str | None = None
+    ami: AmiConfig = AmiConfig(ssm_parameter=DEFAULT_AMI_PARAMETER)
+    # WSO2 OB IAM takes minutes to start (pack unzip, DB migrations, Hazelcast join).
+    health_check_grace_period: Annotated[int, Field(ge=600, le=7200)] = 900
+    instance_refresh_min_healthy_percentage: Annotated[int, Field(ge=50, le=100)] = 100
+    scaling: ScalingConfig = ScalingConfig()
+
+    @model_validator(mode="after")
+    def _sized_for_wso2(self) -> NodesConfig:
+        problems: list[tuple[tuple[str | int, ...], Any, str]] = []
+        memory = instance_types.memory_mib(self.instance_type)
+        if memory is None:
+            problems.append((("instance_type",), self.instance_type,
+                             f"unknown instance type; allowed: {instance_types.describe_known_types()}"))
+        elif memory < instance_types.MIN_NODE_MEMORY_MIB:
+            problems.append((("instance_type",), self.instance_type,
+                             f"has {memory / 1024:g} GiB of memory; WSO2 needs at least 4 GiB per node "
+                             "(2 GiB JVM heap + 2 GiB OS), e.g. t3.medium, m6i.large"))
+        if self.root_volume_size < 10:
+            problems.append((("root_volume_size",), self.root_volume_size,
+                             "allowed: at least 10 GiB (WSO2's minimum disk per node)"))
+        if self.jvm_heap_mib < instance_types.MIN_HEAP_MIB:
+            problems.append((("jvm_heap_mib",), self.jvm_heap_mib,
+                             "allowed: at least 2048 MiB (WSO2 asks for a 2 GB JVM heap)"))
+        elif (memory is not None and memory >= instance_types.MIN_NODE_MEMORY_MIB
+              and memory - self.jvm_heap_mib < instance_types.MIN_OS_MEMORY_MIB):
+            problems.append((("jvm_heap_mib",), self.jvm_heap_mib,
+                             f"leaves {memory - self.jvm_heap_mib} MiB of the {memory} MiB of "
+                             f"{self.instance_type} to the OS; WSO2 asks for 2048 MiB, so the heap may be at "
+                             f"most {memory - instance_types.MIN_OS_MEMORY_MIB} MiB"))
+        if self.min_size > self.max_size:
+            problems.append((("min_size",), self.min_size, f"must not exceed max_size ({self.max_size})"))
+        elif not self.min_size <= self.desired_capacity <= self.max_size:
+            problems.append((("desired_capacity",), self.desired_capacity,
+                             f"allowed: between min_size ({self.min_size}) and max_size ({self.max_size})"))
+        if self.jdk is not None:
+            problems.extend(_jdk_problems(self.jdk))
+        if problems:
+            raise RuleViolations(problems)
+        return self
+
+    @property
+    def memory_mib(self) -> int:
+        return instance_types.MEMORY_MIB[self.instance_type]
+
+
+def _jdk_problems(jdk: str) -> list[tuple[tuple[str | int, ...], Any, str]]:
+    if jdk in KNOWN_BAD_JDKS or jdk in ("8u151", "1.8.0-151"):
+        return [(("jdk",), jdk, "WSO2's deployment guide names a known issue with JDK 1.8.0_151; "
+                               "use another update, e.g. 1.8.0_402, or just 8 for the newest")]
+    if not _JDK.match(jdk):
+        return [(("jdk",), jdk, "allowed: a JDK major (8, 11, 17) or a full version such as 1.8.0_402 or 11.0.25")]
+    return []
+
+
+def jdk_major(jdk: str) -> int:
+    match = _JDK.match(jdk)
+    if match is None:
+        raise ValueError(f"not a JDK version: {jdk!r}")
+    return 8 if match["major"] in ("1.8", "8") else int(match["major"])
+
+
+class StickinessConfig(Model):
+    # WSO2's load balancer examples stick on the application's JSESSIONID (NGINX `sticky learn`).
+    type: Literal["app_cookie", "lb_cookie"] = "app_cookie"
+    cookie_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,128}$")] = "JSESSIONID"
+    cookie_duration: Annotated[int, Field(ge=1, le=604800)] = 86400
+
+
+class MutualTlsConfig(Model):
+    # passthrough: the ALB forwards the client certificate in X-Amzn-Mtls-Clientcert, which
+    # certificate-bound tokens (FAPI, RFC 8705) need at the Key Manager.
+    mode: Literal["off", "passthrough"] = "off"
+
+
+class LoadBalancerConfig(Model):
+    hostname: Annotated[str, _check(_HOSTNAME, "a lower-case DNS name such as iam.bank.example.com")]
+    certificate_arn: Annotated[str, _check(_ACM_ARN, "an ACM certificate ARN, "
+                                           "arn:aws:acm:<region>:<account>:certificate/<uuid>")]
+    internal: bool = False
+    ssl_policy: Literal[FAPI_SSL_POLICIES] = FAPI_SSL_POLICIES[0]  # type: ignore[valid-type]
+    ingress_cidrs: Annotated[list[Cidr], Field(min_length=1)] = ["0.0.0.0/0"]
+    stickiness: StickinessConfig = StickinessConfig()
+    mutual_authentication: MutualTlsConfig = MutualTlsConfig()
+    deregistration_delay: Annotated[int, Field(ge=0, le=3600)] = 60
+    idle_timeout: Annotated[int, Field(ge=1, le=4000)] = 60
+    access_logs: bool = True
+    waf: bool = True
+
+
+class DatabaseConfig(Model):
+    engine: Literal[tuple(database_engines.ENGINES)] = "mysql"  # type: ignore[valid-type]
+    engine_version: str | None = None
+    instance_class: Annotated[str, _check(_DB_CLASS, "an RDS class such as db.m6i.large")] = "db.m6i.large"
+    allocated_storage: Annotated[int, Field(ge=20, le=65536)] = 100
+    max_allocated_storage: Annotated[int, Field(ge=20, le=65536)] = 500
+    backup_retention_period: Annotated[int, Field(ge=1, le=35)] = 14
+    performance_insights: bool = True
+    monitoring_interval: Literal[0, 1, 5, 10, 15, 30, 60] = 60
+
+    @model_validator(mode="after")
+    def _version_and_storage(self) -> DatabaseConfig:
+        problems: list[tuple[tuple[str | int, ...], Any, str]] = []
+        engine = database_engines.ENGINES[self.engine]
+        if self.engine_version is not None and database_engines.major_of(engine, self.engine_version) is None:
+            problems.append((("engine_version",), self.engine_version,
+                             f"allowed for {self.engine}: {', '.join(engine.versions)} (or a minor of one)"))
+        if self.max_allocated_storage < self.allocated_storage:
+            problems.append((("max_allocated_storage",), self.max_allocated_storage,
+                             f"must be at least allocated_storage ({self.allocated_storage})"))
+        if problems:
+            raise RuleViolations(problems)
+        return self
+
+    @property
+    def version(self) -> str:
+        return self.engine_version or database_engines.ENGINES[self.engine].default_version
+
+    @property
+    def port(self) -> int:
+        return database_engines.ENGINES[self.engine].port
+
+
+class DirectoryConfig(Model):
+    type: Literal["MicrosoftAD", "SimpleAD"] = "MicrosoftAD"
+    edition: Literal["Standard", "Enterprise"] | None = None
+    size: Literal["Small", "Large"] | None = None
+    name: Annotated[str, _check(_DOMAIN, "a fully qualified domain name such as corp.obiam.internal")] = (
+        "corp.obiam.internal")
+    short_name: Annotated[str, _check(_NETBIOS, "a NetBIOS name of 1-15 letters, digits and -")] | None = None
+
+    @model_validator(mode="after")
+    def _options_fit_type(self) -> DirectoryConfig:
+        if self.type == "MicrosoftAD" and self.size is not None:
+            raise RuleViolations([(("size",), self.size, "applies to SimpleAD only; MicrosoftAD takes `edition`")])
+        if self.type == "SimpleAD" and self.edition is not None:
+            raise RuleViolations([(("edition",), self.edition, "applies to MicrosoftAD only; SimpleAD takes `size`")])
+        return self
+
+    @property
+    def effective_edition(self) -> str | None:
+        return (self.edition or "Standard") if self.type == "MicrosoftAD" else None
+
+    @property
+    def effective_size(self) -> str:
+        return self.size or "Small"
+
+
+class TagsConfig(Model):
+    owner: TagValue
+    cost_center: TagValue
+    extra: dict[Annotated[str, Field(pattern=r"^[A-Za-z][\w.:/=+\-@]{0,127}$")], TagValue] = {}
+
+    @model_validator(mode="after")
+    def _no_reserved_keys(self) -> TagsConfig:
+        clashes = [key for key in self.extra if key in RESERVED_TAG_KEYS or key.lower().startswith("aws:")]
+        if clashes:
+            raise RuleViolations([(("extra", key), self.extra[key],
+                                   f"tag key is reserved; the toolkit sets {', '.join(RESERVED_TAG_KEYS)} itself "
+                                   "and AWS owns aws:*") for key in clashes])
+        return self
+
+
+class RemoteStateConfig(Model):
+    bucket: Annotated[str, _check(_BUCKET, "an S3 bucket name (3-63 lower-case letters, digits, . and -)")]
+    key_prefix: Annotated[str, _check(_KEY_PREFIX, "an S3 key prefix without spaces")] = "wso2-ob-iam"
+    region: Region | None = None
+    # S3-native locking (Terraform >= 1.10, OpenTofu >= 1.10) needs no DynamoDB table.
+    lock: Literal["s3_lockfile", "dynamodb"] = "s3_lockfile"
+    dynamodb_table: Annotated[str, _check(_DYNAMODB_TABLE, "a DynamoDB table name")] | None = None
+    kms_key_id: Annotated[str, Field(pattern=r"^(arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/|alias/)"
+                                              r"[A-Za-z0-9/_-]+$")] | None = None
+
+    @model_validator(mode="after")
+    def _lock_table(self) -> RemoteStateConfig:
+        if self.lock == "dynamodb" and self.dynamodb_table is None:
+            raise RuleViolations([(("dynamodb_table",), None, "required when lock is dynamodb")])
+        if self.lock == "s3_lockfile" and self.dynamodb_table is not None:
+            raise RuleViolations([(("dynamodb_table",), self.dynamodb_table,
+                                   "only used when lock is dynamodb; remove it or set lock: dynamodb")])
+        return self
+
+
+class DataProtectionConfig(Model):
+    deletion_protection: bool = True
+    prevent_destroy: bool = True
+    final_snapshot: bool = True
+
+
+class ObservabilityConfig(Model):
+    log_retention_days: Literal[LOG_RETENTION_DAYS] = 365  # type: ignore[valid-type]
+    alarm_email: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$")] | None = None
+
+
+class EphemeralConfig(Model):
+    ttl_hours: Annotated[int, Field(ge=1, le=24 * 14)] = 72
+
+
+class EnvironmentConfig(Model):
+    tier: Literal[TIERS] = "production"  # type: ignore[valid-type]
+    region: Region = "eu-west-2"
+    availability_zone_count: Annotated[int, Field(ge=2, le=6)] = 3
+    network: NetworkConfig = NetworkConfig()
+    product: ProductConfig
+    nodes: NodesConfig = NodesConfig()
+    load_balancer: LoadBalancerConfig
+    database: DatabaseConfig = DatabaseConfig()
+    directory: DirectoryConfig = DirectoryConfig()
+    tags: TagsConfig
+    state: RemoteStateConfig
+    data_protection: DataProtectionConfig = DataProtectionConfig()
+    observability: ObservabilityConfig = ObservabilityConfig()
+    ephemeral: EphemeralConfig | None = None
+
+    @model_validator(mode="after")
+    def _environment_rules(self) -> EnvironmentConfig:
+        problems: list[tuple[tuple[str | int, ...], Any, str]] = []
+        jdk = self.nodes.jdk
+        if jdk is not None and _JDK.match(jdk):
+            supported = PRODUCT_JDKS[self.product.version]
+            if jdk_major(jdk) not in supported:
+                problems.append((("nodes", "jdk"), jdk,
+                                 f"WSO2 OB {self.product.version} runs on JDK "
+                                 f"{' or '.join(map(str, supported))}"))
+        cert_region = _ACM_ARN.match(self.load_balancer.certificate_arn)
+        if cert_region and cert_region["region"] != self.region:
+            problems.append((("load_balancer", "certificate_arn"), self.load_balancer.certificate_arn,
+                             f"an ALB can only use an ACM certificate from its own region ({self.region})"))
+        existing = self.network.existing_vpc
+        if existing is not None:
+            for field in ("public_subnet_ids", "app_subnet_ids", "data_subnet_ids"):
+                ids = getattr(existing, field)
+                if len(ids) != self.availability_zone_count or len(set(ids)) != len(ids):
+                    problems.append((("network", "existing_vpc", field), ids,
+                                     f"allowed: {self.availability_zone_count} distinct subnet ids, one per AZ "
+                                     "(availability_zone_count)"))
+        if self.tier == "production":
+            problems.extend(self._production_problems())
+        if (self.tier == "ephemeral") != (self.ephemeral is not None):
+            problems.append((("ephemeral",), None if self.ephemeral is None else "set",
+                             "required for tier ephemeral (its ttl_hours) and allowed only there"))
+        if problems:
+            raise RuleViolations(problems)
+        return self
+
+    def _production_problems(self) -> list[tuple[tuple[str | int, ...], Any, str]]:
+        problems: list[tuple[tuple[str | int, ...], Any, str]] = []
+        if self.nodes.min_size < 2:
+            problems.append((("nodes", "min_size"), self.nodes.min_size,
+                             "production needs at least 2 nodes (WSO2's HA pattern scales from 2 to N)"))
+        for field, value in self.data_protection:
+            if value is not True:
+                problems.append((("data_protection", field), value, "must stay true in production"))
+        if self.database.backup_retention_period < 7:
+            problems.append((("database", "backup_retention_period"), self.database.backup_retention_period,
+                             "production keeps at least 7 days of backups"))
+        return problems
+
+    @property
+    def jdk(self) -> str:
+        return self.nodes.jdk or DEFAULT_JDK[self.product.version]
+
+    @property
+    def state_region(self) -> str:
+        return self.state.region or self.region

@@ -1,0 +1,109 @@
+"""Names and tags every environment's resources carry.
+
+The stack sets them and `obiam verify` / `obiam reap` find resources by them, so
+both sides call these functions instead of spelling names twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from obiam.environments import Environment
+
+PROJECT = "wso2-ob-iam"
+MANAGED_BY = "cdktf"
+# Hazelcast's AWS discovery finds cluster members by this instance tag.
+CLUSTER_TAG_KEY = "obiam:cluster"
+EPHEMERAL_TAG_KEY = "obiam:ephemeral"
+EXPIRES_AT_TAG_KEY = "ExpiresAt"
+BRANCH_TAG_KEY = "Branch"
+STANDARD_TAG_KEYS = ("Project", "Environment", "Owner", "CostCenter", "ManagedBy")
+# Keys the toolkit sets itself and looks resources up by; config may not set them as extra tags.
+RESERVED_TAG_KEYS = (*STANDARD_TAG_KEYS, BRANCH_TAG_KEY, EXPIRES_AT_TAG_KEY, CLUSTER_TAG_KEY, EPHEMERAL_TAG_KEY)
+
+
+@dataclass(frozen=True)
+class Names:
+    """Resource names for one environment; `prefix` is at most 26 characters."""
+
+    environment: str
+
+    @property
+    def prefix(self) -> str:
+        return f"obiam-{self.environment}"
+
+    @property
+    def load_balancer(self) -> str:
+        return self.prefix
+
+    @property
+    def target_group(self) -> str:
+        return f"{self.prefix}-nodes"
+
+    @property
+    def autoscaling_group(self) -> str:
+        return f"{self.prefix}-nodes"
+
+    @property
+    def launch_template(self) -> str:
+        return f"{self.prefix}-nodes"
+
+    @property
+    def node_security_group(self) -> str:
+        return f"{self.prefix}-nodes"
+
+    @property
+    def alb_security_group(self) -> str:
+        return f"{self.prefix}-alb"
+
+    @property
+    def node_role(self) -> str:
+        return f"{self.prefix}-node"
+
+    @property
+    def db_instance(self) -> str:
+        return f"{self.prefix}-db"
+
+    @property
+    def artifact_file_system(self) -> str:
+        return f"{self.prefix}-artifacts"
+
+    @property
+    def runtime_parameter(self) -> str:
+        return f"/obiam/{self.environment}/node-runtime"
+
+    @property
+    def directory_secret(self) -> str:
+        return f"obiam/{self.environment}/directory-admin"
+
+    @property
+    def log_group_prefix(self) -> str:
+        return f"/obiam/{self.environment}"
+
+    @property
+    def cluster_tag_value(self) -> str:
+        return self.prefix
+
+    def state_key(self, key_prefix: str) -> str:
+        return f"{key_prefix}/{self.environment}/terraform.tfstate"
+
+
+def default_tags(environment: Environment) -> dict[str, str]:
+    """Tags the AWS provider puts on every resource of the environment."""
+    config = environment.config
+    tags = {
+        "Project": PROJECT,
+        "Environment": environment.name,
+        "Owner": config.tags.owner,
+        "CostCenter": config.tags.cost_center,
+        "ManagedBy": MANAGED_BY,
+    }
+    if environment.branch is not None:
+        tags[EPHEMERAL_TAG_KEY] = "true"
+        tags[BRANCH_TAG_KEY] = environment.branch
+    if environment.expires_at is not None:
+        tags[EXPIRES_AT_TAG_KEY] = environment.expires_at
+    # Extra tags may add to the set but never rename what tools look resources up by.
+    return {**config.tags.extra, **tags}
