@@ -1,0 +1,152 @@
+"""The CDKTF app: validate every environment, synthesize them all in one process, summarise.
+
+`python main.py` and `cdktf synth` both land here. Config problems are reported
+before the AWS provider bindings are imported (a 7 s load), and the output
+directory is replaced only once every stack has synthesized, so a failed run
+never leaves a half-written `cdktf.out`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from obiam import ephemeral
+from obiam.environments import EPHEMERAL_TEMPLATE, ConfigError, Environment, load_all
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_ENVIRONMENTS_DIR = ROOT / "environments"
+
+
+class SynthError(Exception):
+    """Synthesis failed for a reason that is not a config problem."""
+
+
+def select(environments: list[Environment], names: Sequence[str], ephemeral_branch: str | None,
+           ephemeral_created_at: datetime | None) -> list[Environment]:
+    """The environments to synthesize: all but the ephemeral template, or the named ones.
+
+    With a branch, the ephemeral template becomes that branch's environment.
+    """
+    by_name = {e.name: e for e in environments}
+    unknown = [n for n in names if n not in by_name or n == EPHEMERAL_TEMPLATE]
+    if unknown:
+        choices = ", ".join(n for n in by_name if n != EPHEMERAL_TEMPLATE)
+        raise ConfigError([f"unknown environment {n!r}; environments/ has: {choices}" for n in unknown])
+    chosen = [by_name[n] for n in names] if names else [e for e in environments if e.name != EPHEMERAL_TEMPLATE]
+    if ephemeral_branch:
+        template = by_name.get(EPHEMERAL_TEMPLATE)
+        if template is None:
+            raise ConfigError([f"{ephemeral.BRANCH_VARIABLE} is set but environments/{EPHEMERAL_TEMPLATE}.yaml "
+                               "does not exist"])
+        created = ephemeral_created_at or datetime.now().astimezone()
+        chosen.append(ephemeral.from_template(template, ephemeral_branch, created))
+    return chosen
+
+
+def synthesize(environments: Sequence[Environment], outdir: Path) -> None:
+    """One App, one stack per environment, written to `outdir` only when all of it succeeded."""
+    from cdktf import App
+
+    from stacks.ob_iam_stack import ObIamStack
+
+    outdir = outdir.resolve()
+    outdir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=outdir.parent))
+    try:
+        app = App(outdir=str(staging))
+        for environment in environments:
+            ObIamStack(app, environment)
+        app.synth()
+        _replace_directory(staging, outdir)
+    except Exception as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise SynthError(_first_paragraph(error)) from error
+
+
+def _replace_directory(new: Path, target: Path) -> None:
+    old = target.with_name(f".{target.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        target.rename(old)
+    new.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _first_paragraph(error: Exception) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text.split("\n\n")[0].strip()
+
+
+def summary_rows(environments: Sequence[Environment], outdir: Path) -> list[tuple[str, ...]]:
+    rows = []
+    for e in environments:
+        c = e.config
+        rows.append((
+            e.name,
+            c.tier,
+            f"{c.region} x{c.availability_zone_count}",
+            f"{c.nodes.min_size}/{c.nodes.desired_capacity}/{c.nodes.max_size}",
+            f"{c.nodes.instance_type} ({c.nodes.memory_mib // 1024} GiB)",
+            f"{c.nodes.jvm_heap_mib} MiB",
+            f"{c.database.engine} {c.database.version}",
+            c.directory.type,
+            (outdir / "stacks" / e.name / "cdk.tf.json").as_posix(),
+        ))
+    return rows
+
+
+def print_summary(environments: Sequence[Environment], outdir: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Synthesized WSO2 OB IAM environments", title_justify="left")
+    for column in ("env", "tier", "region x AZs", "nodes min/des/max", "instance (memory)", "JVM heap",
+                   "database", "directory", "output"):
+        table.add_column(column)
+    for row in summary_rows(environments, outdir):
+        table.add_row(*row)
+    Console(width=160 if not sys.stdout.isatty() else None).print(table)
+
+
+def _display(path: Path) -> Path:
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="main.py", description=__doc__.splitlines()[0])
+    parser.add_argument("environments", nargs="*", help="environment names (default: all but the ephemeral template)")
+    parser.add_argument("--environments-dir", type=Path, default=DEFAULT_ENVIRONMENTS_DIR)
+    parser.add_argument("--outdir", type=Path, default=Path(os.environ.get("CDKTF_OUTDIR", "cdktf.out")))
+    parser.add_argument("--quiet", action="store_true", help="no summary table")
+    args = parser.parse_args(argv)
+
+    try:
+        branch = os.environ.get(ephemeral.BRANCH_VARIABLE) or None
+        created_raw = os.environ.get(ephemeral.CREATED_AT_VARIABLE)
+        try:
+            created = ephemeral.parse_created_at(created_raw) if created_raw else None
+        except ValueError:
+            raise ConfigError([f"{ephemeral.CREATED_AT_VARIABLE} = {created_raw!r}: allowed: an ISO 8601 "
+                               "timestamp such as 2026-11-24T10:00:00Z, or Unix seconds"]) from None
+        selected = select(load_all(args.environments_dir, ROOT), args.environments, branch, created)
+        synthesize(selected, args.outdir)
+    except ConfigError as error:
+        print(f"Configuration error ({len(error.problems)} problem(s)); nothing was synthesized:", file=sys.stderr)
+        print(str(error), file=sys.stderr)
+        return 2
+    except SynthError as error:
+        print(f"Synthesis failed; {_display(args.outdir)} was left as it was: {error}", file=sys.stderr)
+        return 1
+    if not args.quiet:
+        print_summary(selected, _display(args.outdir))
+    return 0
