@@ -1,0 +1,118 @@
+"""Shared fixtures.
+
+The AWS provider bindings cost ~7-10 s to import, so the synthesized stacks are
+built once per test session (`synth`), in one App, and every test reads JSON.
+Tests that do not ask for `synth` never import cdktf.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from obiam import ephemeral
+from obiam.environments import EPHEMERAL_TEMPLATE, Environment, load_all
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+ROOT = Path(__file__).resolve().parent.parent
+ENVIRONMENTS_DIR = ROOT / "environments"
+EPHEMERAL_BRANCH = "feature/JIRA-123-login-page"
+EPHEMERAL_CREATED_AT = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
+
+
+def load_repo_environments() -> dict[str, Environment]:
+    environments = {e.name: e for e in load_all(ENVIRONMENTS_DIR, ROOT)}
+    template = environments.pop(EPHEMERAL_TEMPLATE)
+    branch_env = ephemeral.from_template(template, EPHEMERAL_BRANCH, EPHEMERAL_CREATED_AT)
+    environments[branch_env.name] = branch_env
+    return environments
+
+
+@dataclass
+class Synth:
+    """Synthesized output of every repo environment plus one ephemeral branch environment."""
+
+    outdir: Path
+    environments: dict[str, Environment]
+    _cache: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def ephemeral_name(self) -> str:
+        return ephemeral.stack_name(EPHEMERAL_BRANCH)
+
+    def path(self, name: str) -> Path:
+        return self.outdir / "stacks" / name / "cdk.tf.json"
+
+    def stack(self, name: str) -> dict[str, Any]:
+        if name not in self._cache:
+            self._cache[name] = json.loads(self.path(name).read_text())
+        return self._cache[name]
+
+
+@pytest.fixture(scope="session")
+def environments() -> dict[str, Environment]:
+    return load_repo_environments()
+
+
+@dataclass
+class SecondCheckout:
+    """`python main.py` running in a copy of the repo at another path, started in the background."""
+
+    path: Path
+    process: subprocess.Popen[str]
+
+
+@pytest.fixture(scope="session")
+def second_checkout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecondCheckout]:
+    # Started before the in-process synthesis so its provider load runs on the other core.
+    checkout = tmp_path_factory.mktemp("second") / "another checkout"
+    shutil.copytree(ROOT, checkout, ignore=shutil.ignore_patterns(
+        ".venv*", "node_modules", "cdktf.out*", ".git", "*_cache", ".hypothesis", "__pycache__"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OBIAM_EPHEMERAL")}
+    # Our modules from the copy, not from the editable install that points at ROOT.
+    env["PYTHONPATH"] = os.pathsep.join([str(checkout), str(checkout / "constructs")])
+    process = subprocess.Popen([sys.executable, "main.py", "--quiet"], cwd=checkout, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    yield SecondCheckout(checkout, process)
+    if process.poll() is None:
+        process.kill()
+    process.communicate()
+
+
+@pytest.fixture(scope="session")
+def synth(tmp_path_factory: pytest.TempPathFactory, environments: dict[str, Environment],
+          second_checkout: SecondCheckout) -> Iterator[Synth]:
+    from stacks.app import synthesize
+
+    outdir = tmp_path_factory.mktemp("synth") / "cdktf.out"
+    synthesize(list(environments.values()), outdir)
+    yield Synth(outdir=outdir, environments=environments)
+
+
+@pytest.fixture(scope="session")
+def prod(synth: Synth) -> dict[str, Any]:
+    return synth.stack("prod")
+
+
+@pytest.fixture(scope="session")
+def cheapest(synth: Synth) -> dict[str, Any]:
+    """The per-branch ephemeral environment: the cheapest shape the toolkit builds."""
+    return synth.stack(synth.ephemeral_name)
+
+
+@pytest.fixture(params=["prod", "ephemeral"])
+def stack(request: pytest.FixtureRequest, synth: Synth) -> dict[str, Any]:
+    """Runs a test for prod and for the cheapest environment."""
+    name = synth.ephemeral_name if request.param == "ephemeral" else request.param
+    return synth.stack(name)

@@ -1,0 +1,224 @@
+"""Every bad environment file is rejected with one readable line per problem, never a traceback."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from conftest import ROOT
+from obiam.environments import ConfigError, load_all, load_environment, parse_environment
+
+SOURCE = "environments/prod.yaml"
+MINIMAL: dict[str, Any] = {
+    "product": {"pack_s3_uri": "s3://example-bank-wso2/wso2-obiam-3.0.0.zip"},
+    "load_balancer": {
+        "hostname": "iam.bank.example.com",
+        "certificate_arn": "arn:aws:acm:eu-west-2:111111111111:certificate/0b7c2d6e-4a1f-4c3e-9d2b-5e6f7a8b9c0d",
+    },
+    "tags": {"owner": "identity-platform", "cost_center": "CC-1"},
+    "state": {"bucket": "example-bank-tfstate"},
+}
+
+
+def with_values(**sections: dict[str, Any] | Any) -> dict[str, Any]:
+    data = copy.deepcopy(MINIMAL)
+    for key, value in sections.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    return data
+
+
+def problems(data: dict[str, Any], name: str = "prod") -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        parse_environment(name, data, SOURCE)
+    return caught.value.problems
+
+
+def test_minimal_file_is_a_production_environment() -> None:
+    config = parse_environment("prod", copy.deepcopy(MINIMAL), SOURCE).config
+    assert config.tier == "production"
+    assert config.nodes.min_size >= 2
+    assert config.availability_zone_count == 3
+    assert config.data_protection.prevent_destroy
+
+
+@pytest.mark.parametrize(("data", "expected"), [
+    (with_values(nodes={"instance_type": "t3.small"}),
+     "environments/prod.yaml: nodes.instance_type = 't3.small': has 2 GiB of memory; WSO2 needs at least 4 GiB"),
+    (with_values(nodes={"instance_type": "x9.huge"}),
+     "environments/prod.yaml: nodes.instance_type = 'x9.huge': unknown instance type; allowed: t3.{medium,"),
+    (with_values(nodes={"root_volume_size": 8}),
+     "environments/prod.yaml: nodes.root_volume_size = 8: allowed: at least 10 GiB"),
+    (with_values(nodes={"jvm_heap_mib": 1024}),
+     "environments/prod.yaml: nodes.jvm_heap_mib = 1024: allowed: at least 2048 MiB"),
+    (with_values(nodes={"instance_type": "t3.medium", "jvm_heap_mib": 3072}),
+     "environments/prod.yaml: nodes.jvm_heap_mib = 3072: leaves 1024 MiB of the 4096 MiB of t3.medium to the OS"),
+    (with_values(nodes={"jdk": "1.8.0_151"}, product={"version": "2.0.0"}),
+     "environments/prod.yaml: nodes.jdk = '1.8.0_151': WSO2's deployment guide names a known issue with JDK "
+     "1.8.0_151"),
+    (with_values(nodes={"min_size": 1, "desired_capacity": 1}),
+     "environments/prod.yaml: nodes.min_size = 1: production needs at least 2 nodes"),
+    (with_values(nodes={"min_size": 4, "max_size": 3, "desired_capacity": 3}),
+     "environments/prod.yaml: nodes.min_size = 4: must not exceed max_size (3)"),
+    (with_values(nodes={"min_size": 2, "max_size": 4, "desired_capacity": 5}),
+     "environments/prod.yaml: nodes.desired_capacity = 5: allowed: between min_size (2) and max_size (4)"),
+    (with_values(database={"engine": "db2"}),
+     "environments/prod.yaml: database.engine = 'db2': Input should be 'mysql', 'postgres'"),
+    (with_values(network={"vpc_cidr": "10.0.0.0/33"}),
+     "environments/prod.yaml: network.vpc_cidr = '10.0.0.0/33': allowed: an IPv4 network in CIDR notation"),
+    (with_values(load_balancer={"certificate_arn": "arn:aws:acm:eu-west-2:1:certificate/x"}),
+     "environments/prod.yaml: load_balancer.certificate_arn = 'arn:aws:acm:eu-west-2:1:certificate/x': allowed: "
+     "an ACM certificate ARN"),
+    (with_values(product={"pack_s3_uri": "https://example.com/wso2.zip"}),
+     "environments/prod.yaml: product.pack_s3_uri = 'https://example.com/wso2.zip': allowed: s3://<bucket>/<key>"),
+    (with_values(databse={"engine": "mysql"}),
+     "environments/prod.yaml: databse = {...}: unknown key (did you mean 'database'?); allowed keys in the top "
+     "level: tier, region,"),
+    (with_values(nodes={"instance_typ": "m6i.large"}),
+     "environments/prod.yaml: nodes.instance_typ = 'm6i.large': unknown key (did you mean 'instance_type'?); "
+     "allowed keys in nodes: instance_type,"),
+], ids=["memory-under-4gib", "unknown-instance-type", "disk-under-10gib", "heap-under-2gib",
+        "heap-starves-os", "jdk-1.8.0_151", "prod-single-node", "min-over-max", "desired-outside-range",
+        "unknown-db-engine", "malformed-cidr", "malformed-arn", "malformed-s3-uri", "unknown-top-level-key",
+        "unknown-nested-key"])
+def test_bad_value_is_reported_with_file_path_value_and_what_is_allowed(data: dict[str, Any], expected: str) -> None:
+    found = problems(data)
+    assert any(line.startswith(expected) for line in found), "\n".join(found)
+
+
+def test_every_problem_in_a_file_is_reported_at_once() -> None:
+    found = problems(with_values(nodes={"instance_type": "t3.small", "root_volume_size": 8},
+                                 database={"engine": "db2"}, network={"vpc_cidr": "nope"}))
+    assert len(found) == 4
+    assert all(line.startswith("environments/prod.yaml: ") for line in found)
+
+
+def test_missing_required_fields_are_named() -> None:
+    found = problems({})
+    for field in ("product", "load_balancer", "tags", "state"):
+        assert f"environments/prod.yaml: {field}: required, and has no default" in found
+
+
+def test_yaml_boolean_gotcha_is_explained() -> None:
+    found = problems(with_values(network={"nat_gateways": False}))
+    assert any("quote the value" in line for line in found), found
+
+
+def test_unquoted_version_number_is_explained() -> None:
+    found = problems(with_values(database={"engine_version": 8.0}))
+    assert any('quote it, e.g. "8.0"' in line for line in found), found
+
+
+def test_jdk_must_fit_the_product_version() -> None:
+    found = problems(with_values(nodes={"jdk": "8"}))
+    assert any(line.startswith("environments/prod.yaml: nodes.jdk = '8': WSO2 OB 3.0.0 runs on JDK 11 or 17")
+               for line in found), found
+
+
+def test_certificate_must_be_in_the_stack_region() -> None:
+    found = problems(with_values(region="us-east-1"))
+    assert any("load_balancer.certificate_arn" in line and "its own region (us-east-1)" in line for line in found)
+
+
+def test_production_cannot_switch_off_data_protection() -> None:
+    found = problems(with_values(data_protection={"prevent_destroy": False}))
+    assert "environments/prod.yaml: data_protection.prevent_destroy = False: must stay true in production" in found
+
+
+def test_non_production_may_run_a_single_node() -> None:
+    config = parse_environment("dev", with_values(tier="development", nodes={"min_size": 1, "desired_capacity": 1}),
+                               SOURCE).config
+    assert config.nodes.min_size == 1
+
+
+def test_extra_tags_cannot_override_the_toolkit_tags() -> None:
+    found = problems(with_values(tags={"extra": {"Environment": "prod2"}}))
+    assert any(line.startswith("environments/prod.yaml: tags.extra.Environment = 'prod2': tag key is reserved")
+               for line in found), found
+
+
+def test_dynamodb_lock_needs_a_table() -> None:
+    found = problems(with_values(state={"lock": "dynamodb"}))
+    assert "environments/prod.yaml: state.dynamodb_table: required when lock is dynamodb" in found
+
+
+def test_environment_name_must_fit_aws_resource_names() -> None:
+    found = problems(copy.deepcopy(MINIMAL), name="Production_EU_West_2")
+    assert found[0].startswith("environments/prod.yaml: environment name 'Production_EU_West_2': allowed: 2-20")
+
+
+def write(directory: Path, name: str, text: str) -> Path:
+    path = directory / f"{name}.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_unreadable_yaml_names_the_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "prod", "region: eu-west-2\nnodes: [unclosed\n")
+    with pytest.raises(ConfigError) as caught:
+        load_environment(path, tmp_path)
+    assert caught.value.problems[0].startswith("prod.yaml: not valid YAML: line ")
+
+
+def test_duplicate_keys_are_rejected_not_silently_merged(tmp_path: Path) -> None:
+    path = write(tmp_path, "prod", yaml.safe_dump(MINIMAL) + "state:\n  bucket: other-bucket\n")
+    with pytest.raises(ConfigError) as caught:
+        load_environment(path, tmp_path)
+    assert "duplicate key 'state'" in caught.value.problems[0]
+
+
+def test_non_mapping_file_is_rejected(tmp_path: Path) -> None:
+    path = write(tmp_path, "prod", "- just\n- a list\n")
+    with pytest.raises(ConfigError) as caught:
+        load_environment(path, tmp_path)
+    assert caught.value.problems == ["prod.yaml: the top level must be a mapping of keys to values, not a list"]
+
+
+def test_problems_from_every_file_are_collected(tmp_path: Path) -> None:
+    write(tmp_path, "prod", yaml.safe_dump(with_values(nodes={"instance_type": "t3.small"})))
+    write(tmp_path, "dev", "tier: development\n")
+    with pytest.raises(ConfigError) as caught:
+        load_all(tmp_path, tmp_path)
+    sources = {line.split(":")[0] for line in caught.value.problems}
+    assert sources == {"prod.yaml", "dev.yaml"}
+
+
+def test_repo_environments_are_all_valid() -> None:
+    names = {e.name for e in load_all(ROOT / "environments", ROOT)}
+    assert {"prod", "staging", "dev", "ephemeral"} <= names
+
+
+def run_main(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(ROOT / "main.py"), *args], cwd=cwd, capture_output=True, text=True,
+                          check=False, timeout=120)
+
+
+def test_bad_file_exits_non_zero_without_traceback_or_output(tmp_path: Path) -> None:
+    envs = tmp_path / "environments"
+    envs.mkdir()
+    write(envs, "prod", yaml.safe_dump(with_values(nodes={"instance_type": "t3.small", "jdk": "1.8.0_151"},
+                                                   product={"version": "2.0.0"})))
+    result = run_main("--environments-dir", str(envs), "--outdir", str(tmp_path / "cdktf.out"), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines[0] == "Configuration error (2 problem(s)); nothing was synthesized:"
+    assert any("nodes.instance_type = 't3.small'" in line for line in lines)
+    assert any("nodes.jdk = '1.8.0_151'" in line for line in lines)
+    assert not (tmp_path / "cdktf.out").exists()
+
+
+def test_unknown_environment_argument_is_an_error(tmp_path: Path) -> None:
+    result = run_main("--environments-dir", str(ROOT / "environments"), "--outdir", str(tmp_path / "out"), "prdo",
+                      cwd=tmp_path)
+    assert result.returncode == 2
+    assert "unknown environment 'prdo'; environments/ has: dev, prod, staging" in result.stderr
+    assert "Traceback" not in result.stderr
