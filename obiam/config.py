@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from obiam import database_engines, instance_types
+from obiam import database_engines, instance_types, wso2
 from obiam.naming import RESERVED_TAG_KEYS
 
 TIERS = ("production", "staging", "development", "ephemeral")
@@ -34,10 +34,11 @@ FAPI_SSL_POLICIES = (
     "ELBSecurityPolicy-TLS13-1-2-FIPS-2023-04",
 )
 
-# WSO2 Open Banking IAM product versions and the JDK majors each runs on:
-# OB 2.0 (Key Manager on IS-KM 5.10) on JDK 8; OB 3.0 (IAM on IS 5.11) on JDK 11 or 17.
-PRODUCT_JDKS: dict[str, tuple[int, ...]] = {"2.0.0": (8,), "3.0.0": (11, 17)}
-DEFAULT_JDK = {"2.0.0": "8", "3.0.0": "11"}
+# WSO2 Open Banking IAM product versions the toolkit supports and the JDK majors each runs
+# on: OB 3.0 (IAM on IS 5.11) runs on JDK 11 or 17. OB 2.0 (Key Manager, JDK 8) is not
+# supported: its datasource mapping is not in obiam/wso2.py.
+PRODUCT_JDKS: dict[str, tuple[int, ...]] = {"3.0.0": (11, 17)}
+DEFAULT_JDK = {"3.0.0": "11"}
 
 # WSO2's deployment guide: "There's a known issue with JDK1.8.0_151".
 KNOWN_BAD_JDKS = ("1.8.0_151",)
@@ -49,7 +50,8 @@ _ACM_ARN = re.compile(
     r"^arn:aws(-cn|-us-gov)?:acm:(?P<region>[a-z]{2}(-gov)?-[a-z]+-\d):\d{12}:certificate/"
     r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 )
-_S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>[^\s]+)$")
+# Keys limited to S3's "safe characters": the URI ends up inside the node's boot script.
+_S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>[A-Za-z0-9!_.*'()/+=-]+)$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _AMI_ID = re.compile(r"^ami-[0-9a-f]{8}([0-9a-f]{9})?$")
@@ -137,13 +139,20 @@ class AmiConfig(Model):
         return self
 
 
+class ClusteringConfig(Model):
+    # wka: each node lists the running cluster members through the EC2 API (IMDSv2) when
+    # WSO2 starts. aws: Hazelcast's own AWS discovery, which in OB 3.0's kernel needs IMDSv1.
+    membership_scheme: Literal["wka", "aws"] = "wka"
+    # WSO2's AWS clustering examples use 5701 (Hazelcast's range 5701-5800).
+    local_member_port: Annotated[int, Field(ge=1024, le=65535)] = 5701
+
+
 class ProductConfig(Model):
-    version: Literal["2.0.0", "3.0.0"] = "3.0.0"
+    version: Literal[tuple(PRODUCT_JDKS)] = "3.0.0"  # type: ignore[valid-type]
     pack_s3_uri: Annotated[str, _check(_S3_URI, "s3://<bucket>/<key>, the WSO2 OB IAM pack (.zip)")]
     # OB IAM packs ship with `[server] offset = 3`, so the HTTPS servlet port is 9443 + 3.
     port_offset: Annotated[int, Field(ge=0, le=1000)] = 3
-    # Hazelcast member port; WSO2's AWS clustering examples use 5701.
-    cluster_port: Annotated[int, Field(ge=1024, le=65535)] = 5701
+    clustering: ClusteringConfig = ClusteringConfig()
 
     @model_validator(mode="after")
     def _pack_is_a_zip(self) -> ProductConfig:
@@ -175,6 +184,8 @@ class NodesConfig(Model):
     health_check_grace_period: Annotated[int, Field(ge=600, le=7200)] = 900
     instance_refresh_min_healthy_percentage: Annotated[int, Field(ge=50, le=100)] = 100
     scaling: ScalingConfig = ScalingConfig()
+    # IMDSv2 only: a server-side request forgery cannot read the instance role's credentials.
+    metadata_http_tokens: Literal["required", "optional"] = "required"
 
     @model_validator(mode="after")
     def _sized_for_wso2(self) -> NodesConfig:
@@ -268,6 +279,8 @@ class DatabaseConfig(Model):
     backup_retention_period: Annotated[int, Field(ge=1, le=35)] = 14
     performance_insights: bool = True
     monitoring_interval: Literal[0, 1, 5, 10, 15, 30, 60] = 60
+    # WSO2 packs carry the MySQL driver only; other engines' JDBC driver jar comes from S3.
+    jdbc_driver_s3_uri: Annotated[str, _check(_S3_URI, "s3://<bucket>/<key>.jar")] | None = None
 
     @model_validator(mode="after")
     def _version_and_storage(self) -> DatabaseConfig:
@@ -279,6 +292,12 @@ class DatabaseConfig(Model):
         if self.max_allocated_storage < self.allocated_storage:
             problems.append((("max_allocated_storage",), self.max_allocated_storage,
                              f"must be at least allocated_storage ({self.allocated_storage})"))
+        needs_driver = not wso2.JDBC[self.engine].driver_in_pack
+        if needs_driver and self.jdbc_driver_s3_uri is None:
+            problems.append((("jdbc_driver_s3_uri",), None,
+                             f"required for {self.engine}: WSO2 packs ship only the MySQL JDBC driver"))
+        elif self.jdbc_driver_s3_uri is not None and not self.jdbc_driver_s3_uri.endswith(".jar"):
+            problems.append((("jdbc_driver_s3_uri",), self.jdbc_driver_s3_uri, "allowed: a .jar object"))
         if problems:
             raise RuleViolations(problems)
         return self
@@ -299,6 +318,9 @@ class DirectoryConfig(Model):
     name: Annotated[str, _check(_DOMAIN, "a fully qualified domain name such as corp.obiam.internal")] = (
         "corp.obiam.internal")
     short_name: Annotated[str, _check(_NETBIOS, "a NetBIOS name of 1-15 letters, digits and -")] | None = None
+    # LDAPS (636) needs server-side LDAPS switched on in Managed Microsoft AD, which takes a
+    # certificate authority in the domain; Simple AD has no LDAPS at all.
+    ldaps: bool = False
 
     @model_validator(mode="after")
     def _options_fit_type(self) -> DirectoryConfig:
@@ -306,7 +328,13 @@ class DirectoryConfig(Model):
             raise RuleViolations([(("size",), self.size, "applies to SimpleAD only; MicrosoftAD takes `edition`")])
         if self.type == "SimpleAD" and self.edition is not None:
             raise RuleViolations([(("edition",), self.edition, "applies to MicrosoftAD only; SimpleAD takes `size`")])
+        if self.type == "SimpleAD" and self.ldaps:
+            raise RuleViolations([(("ldaps",), True, "Simple AD does not offer LDAPS; use MicrosoftAD for it")])
         return self
+
+    @property
+    def netbios_name(self) -> str:
+        return self.short_name or self.name.split(".")[0].upper()[:15]
 
     @property
     def effective_edition(self) -> str | None:
@@ -407,6 +435,18 @@ class EnvironmentConfig(Model):
                                      "(availability_zone_count)"))
         if self.tier == "production":
             problems.extend(self._production_problems())
+        product = wso2.PRODUCTS[self.product.version]
+        if (self.product.clustering.membership_scheme == "aws" and product.hazelcast_aws_needs_imdsv1
+                and self.nodes.metadata_http_tokens == "required"):
+            problems.append((("product", "clustering", "membership_scheme"), "aws",
+                             f"the Hazelcast in WSO2 OB {self.product.version} fetches AWS credentials through "
+                             "IMDSv1 only (IMDSv2 came in Hazelcast 5.2.3), so with nodes.metadata_http_tokens: "
+                             "required nodes would never find each other; keep the default wka (members listed "
+                             "through the EC2 API with IMDSv2) or, outside production, set metadata_http_tokens: "
+                             "optional"))
+        if self.tier == "ephemeral" and any(v for _, v in self.data_protection):
+            problems.append((("data_protection",), self.data_protection.model_dump(),
+                             "ephemeral environments switch every protection off so that one destroy removes them"))
         if (self.tier == "ephemeral") != (self.ephemeral is not None):
             problems.append((("ephemeral",), None if self.ephemeral is None else "set",
                              "required for tier ephemeral (its ttl_hours) and allowed only there"))
@@ -422,6 +462,9 @@ class EnvironmentConfig(Model):
         for field, value in self.data_protection:
             if value is not True:
                 problems.append((("data_protection", field), value, "must stay true in production"))
+        if self.nodes.metadata_http_tokens != "required":
+            problems.append((("nodes", "metadata_http_tokens"), self.nodes.metadata_http_tokens,
+                             "production nodes require IMDSv2 (SSRF protection for the instance role)"))
         if self.database.backup_retention_period < 7:
             problems.append((("database", "backup_retention_period"), self.database.backup_retention_period,
                              "production keeps at least 7 days of backups"))

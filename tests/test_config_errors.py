@@ -61,7 +61,7 @@ def test_minimal_file_is_a_production_environment() -> None:
      "environments/prod.yaml: nodes.jvm_heap_mib = 1024: allowed: at least 2048 MiB"),
     (with_values(nodes={"instance_type": "t3.medium", "jvm_heap_mib": 3072}),
      "environments/prod.yaml: nodes.jvm_heap_mib = 3072: leaves 1024 MiB of the 4096 MiB of t3.medium to the OS"),
-    (with_values(nodes={"jdk": "1.8.0_151"}, product={"version": "2.0.0"}),
+    (with_values(nodes={"jdk": "1.8.0_151"}),
      "environments/prod.yaml: nodes.jdk = '1.8.0_151': WSO2's deployment guide names a known issue with JDK "
      "1.8.0_151"),
     (with_values(nodes={"min_size": 1, "desired_capacity": 1}),
@@ -204,8 +204,7 @@ def run_main(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def test_bad_file_exits_non_zero_without_traceback_or_output(tmp_path: Path) -> None:
     envs = tmp_path / "environments"
     envs.mkdir()
-    write(envs, "prod", yaml.safe_dump(with_values(nodes={"instance_type": "t3.small", "jdk": "1.8.0_151"},
-                                                   product={"version": "2.0.0"})))
+    write(envs, "prod", yaml.safe_dump(with_values(nodes={"instance_type": "t3.small", "jdk": "1.8.0_151"})))
     result = run_main("--environments-dir", str(envs), "--outdir", str(tmp_path / "cdktf.out"), cwd=tmp_path)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
@@ -222,3 +221,40 @@ def test_unknown_environment_argument_is_an_error(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "unknown environment 'prdo'; environments/ has: dev, prod, staging" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_hazelcast_aws_discovery_with_imdsv2_only_is_rejected_with_the_reason() -> None:
+    found = problems(with_values(tier="development", product={"clustering": {"membership_scheme": "aws"}}))
+    assert any(line.startswith("environments/prod.yaml: product.clustering.membership_scheme = 'aws': the "
+                               "Hazelcast in WSO2 OB 3.0.0 fetches AWS credentials through IMDSv1 only")
+               for line in found), found
+
+
+def test_production_nodes_cannot_allow_imdsv1() -> None:
+    found = problems(with_values(nodes={"metadata_http_tokens": "optional"}))
+    assert any(line.startswith("environments/prod.yaml: nodes.metadata_http_tokens = 'optional': production nodes "
+                               "require IMDSv2") for line in found), found
+
+
+def test_ephemeral_environments_switch_every_protection_off() -> None:
+    found = problems(with_values(tier="ephemeral", ephemeral={"ttl_hours": 24}))
+    assert any(line.startswith("environments/prod.yaml: data_protection = ") and "one destroy removes them" in line
+               for line in found), found
+
+
+def test_engines_without_a_bundled_driver_need_one_from_s3() -> None:
+    found = problems(with_values(database={"engine": "postgres"}))
+    assert ("environments/prod.yaml: database.jdbc_driver_s3_uri: required for postgres: WSO2 packs ship only the "
+            "MySQL JDBC driver") in found
+
+
+def test_simple_ad_cannot_use_ldaps() -> None:
+    found = problems(with_values(directory={"type": "SimpleAD", "ldaps": True}))
+    assert "environments/prod.yaml: directory.ldaps = True: Simple AD does not offer LDAPS; use MicrosoftAD for it" \
+        in found
+
+
+def test_pack_uri_with_shell_characters_is_rejected() -> None:
+    found = problems(with_values(product={"pack_s3_uri": "s3://bucket-a/wso2$(reboot).zip"}))
+    assert any(line.startswith("environments/prod.yaml: product.pack_s3_uri = 's3://bucket-a/wso2$(reboot).zip': "
+                               "allowed: s3://") for line in found), found
