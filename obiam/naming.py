@@ -82,6 +82,15 @@ class Names:
     def log_group_prefix(self) -> str:
         return f"/obiam/{self.environment}"
 
+    def log_group(self, kind: str) -> str:
+        """CloudWatch log group for one kind of log: bootstrap, carbon, audit, http-access, vpc-flow-logs, ..."""
+        return f"{self.log_group_prefix}/{kind}"
+
+    @property
+    def directory_log_group(self) -> str:
+        # Directory Service forwards security logs only to groups under /aws/directoryservice/.
+        return f"/aws/directoryservice/{self.prefix}"
+
     @property
     def cluster_tag_value(self) -> str:
         return self.prefix
