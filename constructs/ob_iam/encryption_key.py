@@ -1,0 +1,78 @@
+"""A customer-managed KMS key with rotation, an alias and a scoped key policy."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from cdktf import TerraformResourceLifecycle
+from cdktf_cdktf_provider_aws.kms_alias import KmsAlias
+from cdktf_cdktf_provider_aws.kms_key import KmsKey
+from constructs import Construct
+
+from ob_iam.account import AccountContext
+
+
+@dataclass(frozen=True)
+class EncryptionKeyProps:
+    alias: str
+    description: str
+    # Lets CloudWatch Logs in this region encrypt log groups of this account with the key.
+    allow_cloudwatch_logs: bool = False
+    # Service-linked roles (e.g. the ASG's) that use the key on the account's behalf.
+    service_role_arns: tuple[str, ...] = field(default_factory=tuple)
+    prevent_destroy: bool = True
+    deletion_window_in_days: int = 30
+
+
+class EncryptionKey(Construct):
+    """KMS key whose administration stays with the account and whose use is granted explicitly."""
+
+    def __init__(self, scope: Construct, id_: str, account: AccountContext, props: EncryptionKeyProps):
+        super().__init__(scope, id_)
+        statements: list[dict[str, object]] = [{
+            # Without this the key can become unmanageable; IAM policies then decide who uses it.
+            "Sid": "AccountAdministers",
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:{account.partition}:iam::{account.account_id}:root"},
+            "Action": "kms:*",
+            "Resource": "*",
+        }]
+        if props.allow_cloudwatch_logs:
+            statements.append({
+                "Sid": "CloudWatchLogsEncrypt",
+                "Effect": "Allow",
+                "Principal": {"Service": f"logs.{account.region}.amazonaws.com"},
+                "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+                "Resource": "*",
+                "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn":
+                                          f"arn:{account.partition}:logs:{account.region}:{account.account_id}:*"}},
+            })
+        if props.service_role_arns:
+            statements.append({
+                "Sid": "ServiceRolesUse",
+                "Effect": "Allow",
+                "Principal": {"AWS": list(props.service_role_arns)},
+                "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*",
+                           "kms:DescribeKey"],
+                "Resource": "*",
+            })
+            statements.append({
+                "Sid": "ServiceRolesGrantForResources",
+                "Effect": "Allow",
+                "Principal": {"AWS": list(props.service_role_arns)},
+                "Action": "kms:CreateGrant",
+                "Resource": "*",
+                "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}},
+            })
+        self.key = KmsKey(
+            self, "key",
+            description=props.description,
+            enable_key_rotation=True,
+            deletion_window_in_days=props.deletion_window_in_days,
+            policy=json.dumps({"Version": "2012-10-17", "Statement": statements}),
+            lifecycle=TerraformResourceLifecycle(prevent_destroy=props.prevent_destroy),
+        )
+        KmsAlias(self, "alias", name=f"alias/{props.alias}", target_key_id=self.key.key_id)
+        self.arn = self.key.arn
+        self.key_id = self.key.key_id

@@ -1,0 +1,197 @@
+"""The VPC: public subnets for the ALB, private app subnets for the nodes, private data subnets.
+
+Either a new VPC across `az_count` AZs, or an existing one given by subnet ids. Both
+expose the same outputs, so the constructs after it never know which.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from dataclasses import dataclass
+
+from cdktf import Fn, TerraformResourceLifecycle
+from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
+from cdktf_cdktf_provider_aws.data_aws_availability_zones import (
+    DataAwsAvailabilityZones,
+    DataAwsAvailabilityZonesFilter,
+)
+from cdktf_cdktf_provider_aws.data_aws_subnet import DataAwsSubnet
+from cdktf_cdktf_provider_aws.data_aws_vpc import DataAwsVpc
+from cdktf_cdktf_provider_aws.default_security_group import DefaultSecurityGroup
+from cdktf_cdktf_provider_aws.eip import Eip
+from cdktf_cdktf_provider_aws.flow_log import FlowLog
+from cdktf_cdktf_provider_aws.iam_role import IamRole
+from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
+from cdktf_cdktf_provider_aws.internet_gateway import InternetGateway
+from cdktf_cdktf_provider_aws.nat_gateway import NatGateway
+from cdktf_cdktf_provider_aws.route import Route
+from cdktf_cdktf_provider_aws.route_table import RouteTable
+from cdktf_cdktf_provider_aws.route_table_association import RouteTableAssociation
+from cdktf_cdktf_provider_aws.security_group import SecurityGroup
+from cdktf_cdktf_provider_aws.subnet import Subnet
+from cdktf_cdktf_provider_aws.vpc import Vpc
+from cdktf_cdktf_provider_aws.vpc_endpoint import VpcEndpoint
+from cdktf_cdktf_provider_aws.vpc_security_group_ingress_rule import VpcSecurityGroupIngressRule
+from constructs import Construct
+
+TIERS = ("public", "app", "data")
+# What the nodes call without leaving the VPC: SSM (boot config, Session Manager instead of
+# SSH), Secrets Manager (DB and directory credentials), CloudWatch Logs, and EC2 (cluster
+# member discovery).
+INTERFACE_ENDPOINTS = ("ssm", "ssmmessages", "ec2messages", "secretsmanager", "logs", "ec2")
+
+
+@dataclass(frozen=True)
+class ExistingVpcProps:
+    vpc_id: str
+    public_subnet_ids: tuple[str, ...]
+    app_subnet_ids: tuple[str, ...]
+    data_subnet_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class NetworkProps:
+    name_prefix: str
+    region: str
+    az_count: int
+    vpc_cidr: str
+    nat_gateway_per_az: bool = True
+    flow_logs: bool = True
+    flow_log_group_name: str = ""
+    log_retention_days: int = 365
+    logs_kms_key_arn: str | None = None
+    existing: ExistingVpcProps | None = None
+    prevent_destroy: bool = True
+
+
+def subnet_cidrs(vpc_cidr: str, az_count: int) -> dict[str, list[str]]:
+    """Per tier, one CIDR per AZ: app subnets get an eighth of the VPC each (nodes scale there);
+    public and data subnets share the last two eighths."""
+    eighths = list(ipaddress.IPv4Network(vpc_cidr).subnets(prefixlen_diff=3))
+    public = list(eighths[6].subnets(prefixlen_diff=3))
+    data = list(eighths[7].subnets(prefixlen_diff=3))
+    return {
+        "app": [str(n) for n in eighths[:az_count]],
+        "public": [str(n) for n in public[:az_count]],
+        "data": [str(n) for n in data[:az_count]],
+    }
+
+
+class Network(Construct):
+    vpc_id: str
+    vpc_cidr: str
+    public_subnet_ids: list[str]
+    app_subnet_ids: list[str]
+    data_subnet_ids: list[str]
+    availability_zones: list[str]
+
+    def __init__(self, scope: Construct, id_: str, props: NetworkProps):
+        super().__init__(scope, id_)
+        self.props = props
+        if props.existing is not None:
+            self._use_existing(props.existing)
+        else:
+            self._create()
+
+    def _use_existing(self, existing: ExistingVpcProps) -> None:
+        self.vpc_id = existing.vpc_id
+        self.public_subnet_ids = list(existing.public_subnet_ids)
+        self.app_subnet_ids = list(existing.app_subnet_ids)
+        self.data_subnet_ids = list(existing.data_subnet_ids)
+        app_subnets = [DataAwsSubnet(self, f"app-{i}", id=s) for i, s in enumerate(existing.app_subnet_ids)]
+        self.availability_zones = [s.availability_zone for s in app_subnets]
+        # An existing VPC brings its own endpoints, NAT and flow logs; this only reads it.
+        self.vpc_cidr = DataAwsVpc(self, "vpc", id=existing.vpc_id).cidr_block
+
+    def _create(self) -> None:
+        p = self.props
+        zones = DataAwsAvailabilityZones(
+            self, "zones", state="available",
+            # Local Zones and Wavelength Zones lack services the deployment needs (EFS, RDS Multi-AZ).
+            filter=[DataAwsAvailabilityZonesFilter(name="opt-in-status", values=["opt-in-not-required"])],
+        )
+        self.availability_zones = [Fn.element(zones.names, i) for i in range(p.az_count)]
+        vpc = Vpc(self, "vpc", cidr_block=p.vpc_cidr, enable_dns_support=True, enable_dns_hostnames=True,
+                  tags={"Name": p.name_prefix})
+        self.vpc_id = vpc.id
+        self.vpc_cidr = vpc.cidr_block
+        # The default group would otherwise allow all traffic between anything placed in it.
+        DefaultSecurityGroup(self, "default-sg", vpc_id=vpc.id, ingress=[], egress=[],
+                             tags={"Name": f"{p.name_prefix}-default-deny"})
+        cidrs = subnet_cidrs(p.vpc_cidr, p.az_count)
+        subnets: dict[str, list[Subnet]] = {tier: [] for tier in TIERS}
+        for tier in TIERS:
+            for i in range(p.az_count):
+                subnets[tier].append(Subnet(
+                    self, f"{tier}-{i}", vpc_id=vpc.id, cidr_block=cidrs[tier][i],
+                    availability_zone=self.availability_zones[i],
+                    map_public_ip_on_launch=False,
+                    tags={"Name": f"{p.name_prefix}-{tier}-{i + 1}", "obiam:tier": tier, "obiam:az-index": str(i)},
+                ))
+        self.public_subnet_ids = [s.id for s in subnets["public"]]
+        self.app_subnet_ids = [s.id for s in subnets["app"]]
+        self.data_subnet_ids = [s.id for s in subnets["data"]]
+
+        igw = InternetGateway(self, "igw", vpc_id=vpc.id, tags={"Name": p.name_prefix})
+        public_routes = RouteTable(self, "public-routes", vpc_id=vpc.id, tags={"Name": f"{p.name_prefix}-public"})
+        Route(self, "public-default", route_table_id=public_routes.id, destination_cidr_block="0.0.0.0/0",
+              gateway_id=igw.id)
+        for i, subnet in enumerate(subnets["public"]):
+            RouteTableAssociation(self, f"public-{i}-routes", subnet_id=subnet.id, route_table_id=public_routes.id)
+
+        nat_count = p.az_count if p.nat_gateway_per_az else 1
+        nats = []
+        for i in range(nat_count):
+            eip = Eip(self, f"nat-{i}-ip", domain="vpc", tags={"Name": f"{p.name_prefix}-nat-{i + 1}"})
+            nats.append(NatGateway(self, f"nat-{i}", allocation_id=eip.allocation_id,
+                                   subnet_id=subnets["public"][i].id, tags={"Name": f"{p.name_prefix}-nat-{i + 1}"},
+                                   depends_on=[igw]))
+        private_route_tables = []
+        for i in range(p.az_count):
+            # Each AZ's app subnet leaves through its own AZ's NAT gateway, so losing an AZ
+            # does not cut the others off (with a single NAT, all share the first).
+            routes = RouteTable(self, f"app-{i}-routes", vpc_id=vpc.id, tags={"Name": f"{p.name_prefix}-app-{i + 1}"})
+            Route(self, f"app-{i}-default", route_table_id=routes.id, destination_cidr_block="0.0.0.0/0",
+                  nat_gateway_id=nats[i if p.nat_gateway_per_az else 0].id)
+            RouteTableAssociation(self, f"app-{i}-assoc", subnet_id=subnets["app"][i].id, route_table_id=routes.id)
+            private_route_tables.append(routes)
+        # Data subnets (RDS, EFS, directory) have no route out of the VPC at all.
+        data_routes = RouteTable(self, "data-routes", vpc_id=vpc.id, tags={"Name": f"{p.name_prefix}-data"})
+        for i, subnet in enumerate(subnets["data"]):
+            RouteTableAssociation(self, f"data-{i}-assoc", subnet_id=subnet.id, route_table_id=data_routes.id)
+
+        VpcEndpoint(self, "s3-endpoint", vpc_id=vpc.id, service_name=f"com.amazonaws.{p.region}.s3",
+                    vpc_endpoint_type="Gateway",
+                    route_table_ids=[r.id for r in private_route_tables] + [data_routes.id],
+                    tags={"Name": f"{p.name_prefix}-s3"})
+        endpoint_sg = SecurityGroup(self, "endpoints-sg", name=f"{p.name_prefix}-endpoints", vpc_id=vpc.id,
+                                    description="HTTPS from inside the VPC to AWS service endpoints",
+                                    tags={"Name": f"{p.name_prefix}-endpoints"})
+        VpcSecurityGroupIngressRule(self, "endpoints-https", security_group_id=endpoint_sg.id,
+                                    cidr_ipv4=p.vpc_cidr, ip_protocol="tcp", from_port=443, to_port=443,
+                                    description="HTTPS from the VPC")
+        for service in INTERFACE_ENDPOINTS:
+            VpcEndpoint(self, f"{service}-endpoint", vpc_id=vpc.id,
+                        service_name=f"com.amazonaws.{p.region}.{service}", vpc_endpoint_type="Interface",
+                        private_dns_enabled=True, subnet_ids=self.app_subnet_ids,
+                        security_group_ids=[endpoint_sg.id], tags={"Name": f"{p.name_prefix}-{service}"})
+        if p.flow_logs:
+            self._flow_logs(vpc)
+
+    def _flow_logs(self, vpc: Vpc) -> None:
+        p = self.props
+        group = CloudwatchLogGroup(self, "flow-logs", name=p.flow_log_group_name,
+                                   retention_in_days=p.log_retention_days, kms_key_id=p.logs_kms_key_arn,
+                                   lifecycle=TerraformResourceLifecycle(prevent_destroy=p.prevent_destroy))
+        role = IamRole(self, "flow-logs-role", name=f"{p.name_prefix}-flow-logs",
+                       assume_role_policy=json.dumps({"Version": "2012-10-17", "Statement": [{
+                           "Effect": "Allow", "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
+                           "Action": "sts:AssumeRole"}]}))
+        IamRolePolicy(self, "flow-logs-write", role=role.id, name="write-flow-logs",
+                      policy=json.dumps({"Version": "2012-10-17", "Statement": [{
+                          "Effect": "Allow",
+                          "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                          "Resource": f"{group.arn}:*"}]}))
+        FlowLog(self, "flow-log", vpc_id=vpc.id, traffic_type="ALL", log_destination_type="cloud-watch-logs",
+                log_destination=group.arn, iam_role_arn=role.arn, max_aggregation_interval=60)
