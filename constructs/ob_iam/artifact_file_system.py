@@ -1,0 +1,90 @@
+"""EFS for WSO2's runtime artifacts, shared by every node (the guide's "artifact synchronization")."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from cdktf import TerraformResourceLifecycle
+from cdktf_cdktf_provider_aws.efs_access_point import (
+    EfsAccessPoint,
+    EfsAccessPointPosixUser,
+    EfsAccessPointRootDirectory,
+    EfsAccessPointRootDirectoryCreationInfo,
+)
+from cdktf_cdktf_provider_aws.efs_backup_policy import EfsBackupPolicy, EfsBackupPolicyBackupPolicy
+from cdktf_cdktf_provider_aws.efs_file_system import EfsFileSystem
+from cdktf_cdktf_provider_aws.efs_file_system_policy import EfsFileSystemPolicy
+from cdktf_cdktf_provider_aws.efs_mount_target import EfsMountTarget
+from cdktf_cdktf_provider_aws.security_group import SecurityGroup
+from constructs import Construct
+
+# Locks and markers the nodes coordinate through (first-boot seeding, schema creation).
+CONTROL_ACCESS_POINT = "control"
+
+
+@dataclass(frozen=True)
+class ArtifactFileSystemProps:
+    name: str
+    vpc_id: str
+    # One subnet per AZ the nodes run in; each gets a mount target.
+    subnet_ids: list[str]
+    kms_key_arn: str
+    directories: tuple[str, ...]
+    posix_uid: int
+    prevent_destroy: bool = True
+
+
+class ArtifactFileSystem(Construct):
+    """Outputs: `file_system_id`, `arn`, `access_point_ids` (directory -> id), `security_group_id`."""
+
+    def __init__(self, scope: Construct, id_: str, props: ArtifactFileSystemProps):
+        super().__init__(scope, id_)
+        protect = TerraformResourceLifecycle(prevent_destroy=props.prevent_destroy)
+        fs = EfsFileSystem(self, "fs", creation_token=props.name, encrypted=True, kms_key_id=props.kms_key_arn,
+                           performance_mode="generalPurpose", throughput_mode="elastic",
+                           tags={"Name": props.name}, lifecycle=protect)
+        self.file_system_id = fs.id
+        self.arn = fs.arn
+        EfsBackupPolicy(self, "backups", file_system_id=fs.id,
+                        backup_policy=EfsBackupPolicyBackupPolicy(status="ENABLED"))
+        sg = SecurityGroup(self, "sg", name=f"{props.name}-nfs", vpc_id=props.vpc_id,
+                           description="NFS to the artifact file system, from the IAM nodes only",
+                           tags={"Name": f"{props.name}-nfs"})
+        self.security_group_id = sg.id
+        self.mount_target_ids = [
+            EfsMountTarget(self, f"mount-{i}", file_system_id=fs.id, subnet_id=subnet,
+                           security_groups=[sg.id]).id
+            for i, subnet in enumerate(props.subnet_ids)
+        ]
+        self.access_point_ids: dict[str, str] = {}
+        self.access_point_arns: list[str] = []
+        for directory in (*props.directories, CONTROL_ACCESS_POINT):
+            # Every node writes as the same WSO2 user, whatever uid the client claims.
+            point = EfsAccessPoint(
+                self, f"ap-{directory}", file_system_id=fs.id, tags={"Name": f"{props.name}-{directory}"},
+                posix_user=EfsAccessPointPosixUser(uid=props.posix_uid, gid=props.posix_uid),
+                root_directory=EfsAccessPointRootDirectory(
+                    path=f"/wso2/{directory}",
+                    creation_info=EfsAccessPointRootDirectoryCreationInfo(
+                        owner_uid=props.posix_uid, owner_gid=props.posix_uid, permissions="0750")),
+            )
+            self.access_point_ids[directory] = point.id
+            self.access_point_arns.append(point.arn)
+
+    def allow_client(self, role_arn: str) -> None:
+        """Makes `role_arn` the only principal that may mount, and only over TLS.
+
+        A separate step because the node role is created after the file system it mounts.
+        """
+        EfsFileSystemPolicy(self, "policy", file_system_id=self.file_system_id, policy=json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Sid": "DenyUnencryptedTransport", "Effect": "Deny", "Principal": {"AWS": "*"},
+                 "Action": "*", "Resource": self.arn, "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
+                {"Sid": "NodesMountThroughMountTargets", "Effect": "Allow", "Principal": {"AWS": role_arn},
+                 "Action": ["elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"],
+                 "Resource": self.arn,
+                 "Condition": {"Bool": {"elasticfilesystem:AccessedViaMountTarget": "true"}}},
+            ],
+        }))

@@ -1,0 +1,135 @@
+"""The WSO2 databases: one Multi-AZ RDS instance in the data subnets, reachable from the nodes only."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from cdktf import TerraformResourceLifecycle
+from cdktf_cdktf_provider_aws.db_instance import DbInstance
+from cdktf_cdktf_provider_aws.db_parameter_group import DbParameterGroup, DbParameterGroupParameter
+from cdktf_cdktf_provider_aws.db_subnet_group import DbSubnetGroup
+from cdktf_cdktf_provider_aws.iam_role import IamRole
+from cdktf_cdktf_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment
+from cdktf_cdktf_provider_aws.security_group import SecurityGroup
+from constructs import Construct
+
+from ob_iam.account import AccountContext
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    parameter_group_family: str
+    parameters: tuple[tuple[str, str, str], ...]  # name, value, apply method
+    log_exports: tuple[str, ...]
+    license_model: str | None
+    iam_authentication: bool
+
+
+def engine_settings(engine: str, major: str) -> EngineSettings:
+    """What each engine needs for WSO2: TLS enforced, WSO2's character set, useful log exports."""
+    if engine == "mysql":
+        return EngineSettings(
+            f"mysql{major}",
+            (
+                ("require_secure_transport", "1", "immediate"),
+                # WSO2 creates its MySQL databases and tables with latin1.
+                ("character_set_server", "latin1", "immediate"),
+                ("collation_server", "latin1_swedish_ci", "immediate"),
+                # WSO2's scripts create triggers; with binary logging on (backups) MySQL needs this.
+                ("log_bin_trust_function_creators", "1", "immediate"),
+                ("slow_query_log", "1", "immediate"),
+                ("long_query_time", "2", "immediate"),
+            ),
+            ("error", "slowquery"), None, True)
+    if engine == "postgres":
+        return EngineSettings(f"postgres{major}", (("rds.force_ssl", "1", "pending-reboot"),),
+                              ("postgresql", "upgrade"), None, True)
+    if engine.startswith("sqlserver"):
+        return EngineSettings(f"{engine}-{major[:4]}", (("rds.force_ssl", "1", "pending-reboot"),),
+                              ("error", "agent"), "license-included", False)
+    license_model = "license-included" if engine == "oracle-se2" else "bring-your-own-license"
+    return EngineSettings(f"{engine}-{major}", (), ("alert", "audit", "listener", "trace"), license_model, False)
+
+
+@dataclass(frozen=True)
+class DatabaseProps:
+    identifier: str
+    vpc_id: str
+    subnet_ids: list[str]
+    engine: str
+    engine_version: str
+    engine_major: str
+    instance_class: str
+    allocated_storage: int
+    max_allocated_storage: int
+    backup_retention_period: int
+    kms_key_arn: str
+    performance_insights: bool
+    monitoring_interval: int
+    deletion_protection: bool = True
+    final_snapshot: bool = True
+    prevent_destroy: bool = True
+    master_username: str = "obiam_admin"
+
+
+class Database(Construct):
+    """Outputs: `address`, `port`, `secret_arn` (Secrets Manager, managed by RDS), `security_group_id`."""
+
+    def __init__(self, scope: Construct, id_: str, account: AccountContext, props: DatabaseProps):
+        super().__init__(scope, id_)
+        settings = engine_settings(props.engine, props.engine_major)
+        sg = SecurityGroup(self, "sg", name=f"{props.identifier}", vpc_id=props.vpc_id,
+                           description="The WSO2 databases, from the IAM nodes only",
+                           tags={"Name": props.identifier})
+        self.security_group_id = sg.id
+        subnets = DbSubnetGroup(self, "subnets", name=props.identifier, subnet_ids=props.subnet_ids,
+                                description="Data subnets, one per AZ")
+        parameters = DbParameterGroup(
+            self, "parameters", name=props.identifier, family=settings.parameter_group_family,
+            description="WSO2 OB IAM settings",
+            parameter=[DbParameterGroupParameter(name=n, value=v, apply_method=m) for n, v, m in settings.parameters],
+            lifecycle=TerraformResourceLifecycle(create_before_destroy=True),
+        )
+        monitoring_role_arn = None
+        if props.monitoring_interval:
+            role = IamRole(self, "monitoring-role", name=f"{props.identifier}-monitoring",
+                           assume_role_policy=json.dumps({"Version": "2012-10-17", "Statement": [{
+                               "Effect": "Allow", "Principal": {"Service": "monitoring.rds.amazonaws.com"},
+                               "Action": "sts:AssumeRole"}]}))
+            IamRolePolicyAttachment(
+                self, "monitoring-policy", role=role.name,
+                policy_arn=f"arn:{account.partition}:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole")
+            monitoring_role_arn = role.arn
+        self.instance = DbInstance(
+            self, "instance", identifier=props.identifier, engine=props.engine,
+            engine_version=props.engine_version, instance_class=props.instance_class,
+            license_model=settings.license_model,
+            # WSO2's HA pattern asks for a highly available RDBMS: a synchronous standby in another AZ.
+            multi_az=True, db_subnet_group_name=subnets.name, vpc_security_group_ids=[sg.id],
+            publicly_accessible=False, parameter_group_name=parameters.name,
+            allocated_storage=props.allocated_storage, max_allocated_storage=props.max_allocated_storage,
+            storage_type="gp3", storage_encrypted=True, kms_key_id=props.kms_key_arn,
+            username=props.master_username,
+            # RDS generates and rotates the password in Secrets Manager; it is never in config or state.
+            manage_master_user_password=True, master_user_secret_kms_key_id=props.kms_key_arn,
+            iam_database_authentication_enabled=settings.iam_authentication,
+            ca_cert_identifier="rds-ca-rsa2048-g1",
+            backup_retention_period=props.backup_retention_period, backup_window="02:00-03:00",
+            maintenance_window="sun:03:30-sun:04:30", copy_tags_to_snapshot=True,
+            auto_minor_version_upgrade=True, apply_immediately=False,
+            deletion_protection=props.deletion_protection,
+            skip_final_snapshot=not props.final_snapshot,
+            final_snapshot_identifier=f"{props.identifier}-final" if props.final_snapshot else None,
+            delete_automated_backups=not props.final_snapshot,
+            performance_insights_enabled=props.performance_insights,
+            performance_insights_kms_key_id=props.kms_key_arn if props.performance_insights else None,
+            performance_insights_retention_period=7 if props.performance_insights else None,
+            monitoring_interval=props.monitoring_interval, monitoring_role_arn=monitoring_role_arn,
+            enabled_cloudwatch_logs_exports=list(settings.log_exports),
+            lifecycle=TerraformResourceLifecycle(prevent_destroy=props.prevent_destroy),
+        )
+        self.address = self.instance.address
+        self.port = self.instance.port
+        self.identifier = self.instance.identifier
+        self.secret_arn = self.instance.master_user_secret.get(0).secret_arn
