@@ -1,34 +1,233 @@
-"""The WSO2 OB IAM deployment of one environment, composed from its config."""
+"""The WSO2 OB IAM deployment of one environment, composed from its config.
+
+The stack only composes constructs and wires their outputs together; every AWS
+decision lives in a construct under constructs/ob_iam, every WSO2 fact in
+obiam/wso2.py, and the node's boot script in obiam/bootstrap.
+"""
 
 from __future__ import annotations
 
-from cdktf import S3Backend, TerraformStack
+from cdktf import S3Backend, TerraformOutput, TerraformStack, Token
+from cdktf_cdktf_provider_aws.data_aws_ssm_parameter import DataAwsSsmParameter
 from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderDefaultTags
+from cdktf_cdktf_provider_random.provider import RandomProvider
 from constructs import Construct
 
+from ob_iam.access_log_bucket import AccessLogBucket, AccessLogBucketProps
+from ob_iam.account import account_context
+from ob_iam.artifact_file_system import ArtifactFileSystem, ArtifactFileSystemProps
+from ob_iam.database import Database, DatabaseProps
+from ob_iam.directory import Directory, DirectoryProps
+from ob_iam.encryption_key import EncryptionKey, EncryptionKeyProps
+from ob_iam.load_balancer import LoadBalancer, LoadBalancerProps, StickinessProps
+from ob_iam.network import ExistingVpcProps, Network, NetworkProps
+from ob_iam.node_group import NodeGroup, NodeGroupProps, autoscaling_service_role
+from ob_iam.node_logs import NodeLogs, NodeLogsProps
+from ob_iam.runtime_config import NodeRuntimeConfig, NodeRuntimeConfigProps
+from ob_iam.security import allow
+from obiam import bootstrap, database_engines, wso2
 from obiam.environments import Environment
-from obiam.naming import Names, default_tags
+from obiam.naming import CLUSTER_TAG_KEY, Names, default_tags
 
 # Fully-qualified sources, so Terraform and OpenTofu resolve the same providers. The
 # exact versions come from the prebuilt bindings pinned in pyproject.toml.
-PROVIDER_SOURCES = {"aws": "hashicorp/aws"}
+PROVIDER_SOURCES = {"aws": "hashicorp/aws", "random": "hashicorp/random"}
 # S3-native state locking (`use_lockfile`) needs Terraform >= 1.10 or OpenTofu >= 1.10.
 REQUIRED_VERSION = ">= 1.10.0"
+NODE_LOG_KINDS = tuple(kind for kind, _ in bootstrap.LOG_FILES)
 
 
 class ObIamStack(TerraformStack):
     def __init__(self, scope: Construct, environment: Environment):
         super().__init__(scope, environment.name)
         self.environment = environment
-        self.names = Names(environment.name)
+        self.names = names = Names(environment.name)
         config = environment.config
+        protection = config.data_protection
 
         AwsProvider(self, "aws", region=config.region,
                     default_tags=[AwsProviderDefaultTags(tags=default_tags(environment))])
+        RandomProvider(self, "random")
         self._remote_state()
         for name, source in PROVIDER_SOURCES.items():
             self.add_override(f"terraform.required_providers.{name}.source", source)
         self.add_override("terraform.required_version", REQUIRED_VERSION)
+
+        account = account_context(self, config.region)
+        retention = config.observability.log_retention_days
+
+        # Keys per concern, so that a grant on one (e.g. to CloudWatch Logs) says nothing about the others.
+        asg_service_role = autoscaling_service_role(self, "asg-service-role", names.prefix)
+        data_key = EncryptionKey(self, "data-key", account, EncryptionKeyProps(
+            alias=f"{names.prefix}-data", description=f"{names.prefix}: database, artifact file system, secrets",
+            prevent_destroy=protection.prevent_destroy))
+        logs_key = EncryptionKey(self, "logs-key", account, EncryptionKeyProps(
+            alias=f"{names.prefix}-logs", description=f"{names.prefix}: CloudWatch log groups",
+            allow_cloudwatch_logs=True, prevent_destroy=protection.prevent_destroy))
+        ebs_key = EncryptionKey(self, "ebs-key", account, EncryptionKeyProps(
+            alias=f"{names.prefix}-ebs", description=f"{names.prefix}: node root volumes",
+            service_role_arns=(asg_service_role.arn,), prevent_destroy=protection.prevent_destroy))
+
+        existing = config.network.existing_vpc
+        network = Network(self, "network", NetworkProps(
+            name_prefix=names.prefix, region=config.region, az_count=config.availability_zone_count,
+            vpc_cidr=config.network.vpc_cidr, nat_gateway_per_az=config.network.nat_gateways == "per_az",
+            flow_logs=config.network.flow_logs, flow_log_group_name=names.log_group("vpc-flow-logs"),
+            log_retention_days=retention, logs_kms_key_arn=logs_key.arn,
+            prevent_destroy=protection.prevent_destroy,
+            existing=None if existing is None else ExistingVpcProps(
+                vpc_id=existing.vpc_id, public_subnet_ids=tuple(existing.public_subnet_ids),
+                app_subnet_ids=tuple(existing.app_subnet_ids), data_subnet_ids=tuple(existing.data_subnet_ids)),
+        ))
+
+        lb_config = config.load_balancer
+        log_bucket = None
+        if lb_config.access_logs:
+            log_bucket = AccessLogBucket(self, "alb-logs", account, AccessLogBucketProps(
+                bucket_name=f"{names.prefix}-alb-logs-{account.account_id}", retention_days=retention,
+                prevent_destroy=protection.prevent_destroy, force_destroy=not protection.prevent_destroy))
+        load_balancer = LoadBalancer(self, "load-balancer", LoadBalancerProps(
+            name=names.load_balancer, target_group_name=names.target_group,
+            security_group_name=names.alb_security_group, vpc_id=network.vpc_id,
+            subnet_ids=network.app_subnet_ids if lb_config.internal else network.public_subnet_ids,
+            certificate_arn=lb_config.certificate_arn, ssl_policy=lb_config.ssl_policy,
+            target_port=config.product.https_port, internal=lb_config.internal,
+            ingress_cidrs=tuple(lb_config.ingress_cidrs),
+            stickiness=StickinessProps(lb_config.stickiness.type, lb_config.stickiness.cookie_name,
+                                       lb_config.stickiness.cookie_duration),
+            mutual_tls_passthrough=lb_config.mutual_authentication.mode == "passthrough",
+            deregistration_delay=lb_config.deregistration_delay, idle_timeout=lb_config.idle_timeout,
+            deletion_protection=protection.deletion_protection,
+            access_log_bucket=log_bucket.name if log_bucket else None,
+            access_log_prefix=log_bucket.prefix if log_bucket else "alb",
+        ))
+
+        artifacts = ArtifactFileSystem(self, "artifacts", ArtifactFileSystemProps(
+            name=names.artifact_file_system, vpc_id=network.vpc_id, subnet_ids=network.data_subnet_ids,
+            kms_key_arn=data_key.arn, directories=wso2.ARTIFACT_DIRECTORIES, posix_uid=wso2.WSO2_UID,
+            prevent_destroy=protection.prevent_destroy))
+
+        db_config = config.database
+        engine = database_engines.ENGINES[db_config.engine]
+        database = Database(self, "database", account, DatabaseProps(
+            identifier=names.db_instance, vpc_id=network.vpc_id, subnet_ids=network.data_subnet_ids,
+            engine=db_config.engine, engine_version=db_config.version,
+            engine_major=database_engines.major_of(engine, db_config.version) or engine.default_version,
+            instance_class=db_config.instance_class, allocated_storage=db_config.allocated_storage,
+            max_allocated_storage=db_config.max_allocated_storage,
+            backup_retention_period=db_config.backup_retention_period, kms_key_arn=data_key.arn,
+            performance_insights=db_config.performance_insights, monitoring_interval=db_config.monitoring_interval,
+            deletion_protection=protection.deletion_protection, final_snapshot=protection.final_snapshot,
+            prevent_destroy=protection.prevent_destroy))
+
+        dir_config = config.directory
+        settings = bootstrap.settings_for(environment)
+        directory = Directory(self, "directory", account, DirectoryProps(
+            name=dir_config.name, short_name=dir_config.netbios_name, type=dir_config.type,
+            edition=dir_config.effective_edition,
+            size=dir_config.effective_size if dir_config.type == "SimpleAD" else None,
+            vpc_id=network.vpc_id, subnet_ids=network.data_subnet_ids, secret_name=names.directory_secret,
+            admin_username=settings.admin_username, kms_key_arn=data_key.arn,
+            log_group_name=names.directory_log_group, log_policy_name=f"{names.prefix}-directory-logs",
+            log_retention_days=retention, logs_kms_key_arn=logs_key.arn,
+            prevent_destroy=protection.prevent_destroy))
+
+        runtime = NodeRuntimeConfig(self, "node-runtime", NodeRuntimeConfigProps(
+            name=names.runtime_parameter, efs_file_system_id=artifacts.file_system_id,
+            efs_access_points=artifacts.access_point_ids, db_host=database.address,
+            db_port=Token.as_string(database.port), db_secret_arn=database.secret_arn,
+            directory_dns_ips=directory.dns_ip_addresses, directory_secret_arn=directory.secret_arn))
+        node_logs = NodeLogs(self, "node-logs", NodeLogsProps(
+            group_names=tuple(names.log_group(kind) for kind in NODE_LOG_KINDS), retention_days=retention,
+            kms_key_arn=logs_key.arn, prevent_destroy=protection.prevent_destroy))
+
+        nodes_config = config.nodes
+        ami = nodes_config.ami
+        image_id = ami.id or DataAwsSsmParameter(self, "ami", name=ami.ssm_parameter or "").insecure_value
+        instance_tags = {
+            **default_tags(environment),
+            "Name": names.autoscaling_group,
+            # Cluster members find each other by this tag (and the node security group).
+            CLUSTER_TAG_KEY: names.cluster_tag_value,
+            # A new value (database or file system replaced) makes a new launch template
+            # version, and the instance refresh rolls every node onto it.
+            "obiam:runtime-config-version": Token.as_string(runtime.version),
+        }
+        nodes = NodeGroup(self, "nodes", NodeGroupProps(
+            name=names.autoscaling_group, launch_template_name=names.launch_template, role_name=names.node_role,
+            security_group_name=names.node_security_group, vpc_id=network.vpc_id,
+            subnet_ids=network.app_subnet_ids, image_id=image_id, instance_type=nodes_config.instance_type,
+            user_data_base64=bootstrap.user_data_base64(environment),
+            min_size=nodes_config.min_size, max_size=nodes_config.max_size,
+            desired_capacity=nodes_config.desired_capacity, root_volume_size=nodes_config.root_volume_size,
+            ebs_kms_key_arn=ebs_key.arn, service_linked_role_arn=asg_service_role.arn,
+            target_group_arns=[load_balancer.target_group_arn],
+            cluster_port=config.product.clustering.local_member_port,
+            health_check_grace_period=nodes_config.health_check_grace_period,
+            min_healthy_percentage=nodes_config.instance_refresh_min_healthy_percentage,
+            scaling_metric=nodes_config.scaling.metric, scaling_target_value=nodes_config.scaling.target_value,
+            scaling_resource_label=f"{load_balancer.arn_suffix}/{load_balancer.target_group_arn_suffix}",
+            instance_tags=instance_tags, metadata_http_tokens=nodes_config.metadata_http_tokens,
+            policy_statements=self._node_permissions(
+                partition=account.partition, region=config.region, artifacts=artifacts, runtime_arn=runtime.arn,
+                secret_arns=[database.secret_arn, directory.secret_arn], data_key_arn=data_key.arn,
+                log_group_arns=node_logs.arns),
+        ))
+        artifacts.allow_client(nodes.role_arn)
+
+        allow(self, "alb-to-nodes", source_security_group_id=load_balancer.security_group_id,
+              target_security_group_id=nodes.security_group_id, port=config.product.https_port,
+              description="ALB to the WSO2 HTTPS servlet port (requests and health checks)")
+        allow(self, "nodes-to-efs", source_security_group_id=nodes.security_group_id,
+              target_security_group_id=artifacts.security_group_id, port=2049,
+              description="NFS over TLS to the shared runtime artifacts")
+        allow(self, "nodes-to-db", source_security_group_id=nodes.security_group_id,
+              target_security_group_id=database.security_group_id, port=db_config.port,
+              description=f"{db_config.engine} from the WSO2 nodes")
+        allow(self, "nodes-to-directory", source_security_group_id=nodes.security_group_id,
+              target_security_group_id=directory.security_group_id, port=636 if dir_config.ldaps else 389,
+              description="LDAP user store", target_accepts=False)
+
+        self._outputs(load_balancer, database, artifacts, directory, nodes)
+
+    def _node_permissions(self, *, partition: str, region: str, artifacts: ArtifactFileSystem, runtime_arn: str,
+                          secret_arns: list[str], data_key_arn: str, log_group_arns: list[str]) -> list[dict]:
+        config = self.environment.config
+        objects = [config.product.pack_s3_uri] + ([config.database.jdbc_driver_s3_uri]
+                                                 if config.database.jdbc_driver_s3_uri else [])
+        return [
+            {"Sid": "ProductPack", "Effect": "Allow", "Action": "s3:GetObject",
+             "Resource": [f"arn:{partition}:s3:::{uri.removeprefix('s3://')}" for uri in objects]},
+            {"Sid": "RuntimeConfig", "Effect": "Allow", "Action": "ssm:GetParameter", "Resource": runtime_arn},
+            # Exactly the database's and the directory's secrets, decrypted only through Secrets Manager.
+            {"Sid": "Credentials", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+             "Resource": secret_arns},
+            {"Sid": "CredentialsKey", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": data_key_arn,
+             "Condition": {"StringEquals": {"kms:ViaService": f"secretsmanager.{region}.amazonaws.com"}}},
+            {"Sid": "ArtifactMounts", "Effect": "Allow",
+             "Action": ["elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"],
+             "Resource": artifacts.arn,
+             "Condition": {"StringEquals": {"elasticfilesystem:AccessPointArn": artifacts.access_point_arns}}},
+            {"Sid": "ShipLogs", "Effect": "Allow",
+             "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+             "Resource": [f"{arn}:*" for arn in log_group_arns]},
+            {"Sid": "NodeMetrics", "Effect": "Allow", "Action": "cloudwatch:PutMetricData", "Resource": "*",
+             "Condition": {"StringEquals": {"cloudwatch:namespace": bootstrap.METRICS_NAMESPACE}}},
+        ]
+
+    def _outputs(self, load_balancer: LoadBalancer, database: Database, artifacts: ArtifactFileSystem,
+                 directory: Directory, nodes: NodeGroup) -> None:
+        outputs = {
+            "alb_dns_name": (load_balancer.dns_name, "Point the IAM hostname (CNAME/alias) here"),
+            "db_endpoint": (database.address, "RDS endpoint (Multi-AZ; fails over behind this name)"),
+            "db_secret_arn": (database.secret_arn, "Secrets Manager secret with the master credentials"),
+            "efs_file_system_id": (artifacts.file_system_id, "Shared runtime artifacts"),
+            "directory_id": (directory.directory_id, "Directory Service directory"),
+            "directory_dns_ips": (directory.dns_ip_addresses, "Domain controllers (LDAP)"),
+            "autoscaling_group_name": (nodes.autoscaling_group_name, "The IAM nodes"),
+        }
+        for name, (value, description) in outputs.items():
+            TerraformOutput(self, name, value=value, description=description)
 
     def _remote_state(self) -> None:
         state = self.environment.config.state

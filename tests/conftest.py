@@ -100,6 +100,43 @@ def synth(tmp_path_factory: pytest.TempPathFactory, environments: dict[str, Envi
     yield Synth(outdir=outdir, environments=environments)
 
 
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    # name: (base environment, changes) - configurations the repo's environments do not cover.
+    "existing-vpc": ("dev", {"network": {"existing_vpc": {
+        "vpc_id": "vpc-0123456789abcdef0",
+        "public_subnet_ids": ["subnet-0a000000000000001", "subnet-0a000000000000002"],
+        "app_subnet_ids": ["subnet-0b000000000000001", "subnet-0b000000000000002"],
+        "data_subnet_ids": ["subnet-0c000000000000001", "subnet-0c000000000000002"]}}}),
+    "postgres": ("staging", {"database": {"engine": "postgres", "engine_version": "13",
+                                          "jdbc_driver_s3_uri": "s3://example-bank-wso2/drivers/postgresql-42.7.4.jar"}}),
+    "aws-discovery": ("dev", {"product": {"clustering": {"membership_scheme": "aws"}},
+                              "nodes": {"metadata_http_tokens": "optional"},
+                              "load_balancer": {"internal": True}}),
+}
+
+
+def variant_environment(name: str, environments: dict[str, Environment]) -> Environment:
+    from obiam.environments import parse_environment
+
+    base, changes = VARIANTS[name]
+    data = environments[base].config.model_dump(exclude_none=True)
+    for section, values in changes.items():
+        data[section] = {**data.get(section, {}), **values} if isinstance(values, dict) else values
+    return parse_environment(name, data, f"tests/conftest.py:VARIANTS[{name!r}]")
+
+
+@pytest.fixture(scope="session")
+def variants(tmp_path_factory: pytest.TempPathFactory, environments: dict[str, Environment],
+             synth: Synth) -> dict[str, dict[str, Any]]:
+    """Stacks for VARIANTS, synthesized together in one more App (the provider is already loaded)."""
+    from stacks.app import synthesize
+
+    chosen = [variant_environment(name, environments) for name in VARIANTS]
+    outdir = tmp_path_factory.mktemp("variants") / "cdktf.out"
+    synthesize(chosen, outdir)
+    return {name: json.loads((outdir / "stacks" / name / "cdk.tf.json").read_text()) for name in VARIANTS}
+
+
 @pytest.fixture(scope="session")
 def prod(synth: Synth) -> dict[str, Any]:
     return synth.stack("prod")

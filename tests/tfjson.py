@@ -31,3 +31,43 @@ def name_of(stack: dict[str, Any], resource_type: str, predicate: Any = None) ->
     names = [n for n, r in resources(stack, resource_type).items() if predicate is None or predicate(r)]
     assert len(names) == 1, f"expected one matching {resource_type}, found {names}"
     return names[0]
+
+
+def user_data(stack: dict[str, Any]) -> str:
+    """The node boot script, decoded from the one launch template."""
+    import base64
+
+    return base64.b64decode(only(stack, "aws_launch_template")["user_data"]).decode("utf-8")
+
+
+def embedded_files(script: str) -> dict[str, str]:
+    """Files the boot script writes with quoted heredocs (`cat > PATH <<'OBIAM_X'`), by path."""
+    import re
+
+    pattern = re.compile(r"^cat > (?P<path>\S+) <<'(?P<tag>OBIAM_[A-Z_]+)'\n(?P<body>.*?)^(?P=tag)$",
+                         re.MULTILINE | re.DOTALL)
+    return {m["path"].strip('"'): m["body"] for m in pattern.finditer(script)}
+
+
+def deployment_toml(stack: dict[str, Any]) -> dict[str, Any]:
+    import tomllib
+
+    files = embedded_files(user_data(stack))
+    (path,) = [p for p in files if p.endswith("deployment.toml")]
+    return tomllib.loads(files[path])
+
+
+def policy_statements(stack: dict[str, Any], resource_type: str, attribute: str = "policy") -> list[dict[str, Any]]:
+    """Every statement of every policy document of a resource type (policies are JSON strings)."""
+    import json
+
+    statements: list[dict[str, Any]] = []
+    for resource in resources(stack, resource_type).values():
+        document = json.loads(resource[attribute])
+        found = document["Statement"]
+        statements.extend(found if isinstance(found, list) else [found])
+    return statements
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]

@@ -1,0 +1,366 @@
+"""The compute and traffic half of WSO2's HA pattern: network, sticky ALB, node group, cluster, security groups.
+
+Most tests run for prod and for the cheapest environment (the per-branch ephemeral one).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+import pytest
+
+from conftest import Synth
+from obiam import instance_types
+from tfjson import as_list, only, policy_statements, ref, resources
+
+pytestmark = pytest.mark.synth
+
+
+def az_count(stack: dict[str, Any], synth: Synth) -> int:
+    name = stack["//"]["metadata"]["stackName"]
+    return synth.environments[name].config.availability_zone_count
+
+
+def subnets(stack: dict[str, Any], tier: str) -> dict[str, dict[str, Any]]:
+    return {n: s for n, s in resources(stack, "aws_subnet").items() if s["tags"]["obiam:tier"] == tier}
+
+
+def security_group_name(stack: dict[str, Any], suffix: str) -> str:
+    (name,) = [n for n, g in resources(stack, "aws_security_group").items() if g["name"].endswith(suffix)]
+    return name
+
+
+def sg_ref(stack: dict[str, Any], suffix: str) -> str:
+    return ref("aws_security_group", security_group_name(stack, suffix), "id")
+
+
+# --- network -----------------------------------------------------------------------------------
+
+def test_prod_nodes_span_three_azs(prod: dict[str, Any]) -> None:
+    asg = only(prod, "aws_autoscaling_group")
+    assert len(subnets(prod, "app")) == 3
+    assert sorted(asg["vpc_zone_identifier"]) == sorted(ref("aws_subnet", n, "id") for n in subnets(prod, "app"))
+
+
+def test_nodes_span_at_least_two_azs(stack: dict[str, Any], synth: Synth) -> None:
+    asg = only(stack, "aws_autoscaling_group")
+    zones = {subnets(stack, "app")[n.split(".")[1]]["availability_zone"] for n in asg["vpc_zone_identifier"]}
+    assert len(zones) == az_count(stack, synth) >= 2
+
+
+def test_each_tier_has_one_subnet_per_az_inside_the_vpc_without_overlap(stack: dict[str, Any],
+                                                                         synth: Synth) -> None:
+    vpc = ipaddress.IPv4Network(only(stack, "aws_vpc")["cidr_block"])
+    networks = []
+    for tier in ("public", "app", "data"):
+        tier_subnets = subnets(stack, tier)
+        assert len(tier_subnets) == az_count(stack, synth)
+        assert len({s["availability_zone"] for s in tier_subnets.values()}) == len(tier_subnets)
+        networks += [ipaddress.IPv4Network(s["cidr_block"]) for s in tier_subnets.values()]
+    assert all(n.subnet_of(vpc) for n in networks)
+    assert not any(a.overlaps(b) for i, a in enumerate(networks) for b in networks[i + 1:])
+
+
+def test_no_subnet_gives_instances_public_ips(stack: dict[str, Any]) -> None:
+    assert all(s["map_public_ip_on_launch"] is False for s in resources(stack, "aws_subnet").values())
+
+
+def test_prod_has_a_nat_gateway_in_every_az(prod: dict[str, Any]) -> None:
+    nats = resources(prod, "aws_nat_gateway")
+    assert len(nats) == 3
+    assert {n["subnet_id"] for n in nats.values()} == {ref("aws_subnet", s, "id") for s in subnets(prod, "public")}
+
+
+def test_app_subnets_leave_through_their_own_az_nat_in_prod(prod: dict[str, Any]) -> None:
+    routes = {r["route_table_id"]: r for r in resources(prod, "aws_route").values() if "nat_gateway_id" in r}
+    assert len({r["nat_gateway_id"] for r in routes.values()}) == 3
+
+
+def test_cheapest_environment_has_a_single_nat_gateway(cheapest: dict[str, Any]) -> None:
+    assert len(resources(cheapest, "aws_nat_gateway")) == 1
+
+
+def test_data_subnets_have_no_route_out_of_the_vpc(stack: dict[str, Any]) -> None:
+    data_tables = {a["route_table_id"] for a in resources(stack, "aws_route_table_association").values()
+                   if a["subnet_id"].split(".")[1] in subnets(stack, "data")}
+    assert len(data_tables) == 1
+    assert not [r for r in resources(stack, "aws_route").values() if r["route_table_id"] in data_tables]
+
+
+def test_prod_vpc_has_flow_logs_to_encrypted_cloudwatch(prod: dict[str, Any]) -> None:
+    flow = only(prod, "aws_flow_log")
+    assert flow["traffic_type"] == "ALL"
+    (group_name,) = [n for n, g in resources(prod, "aws_cloudwatch_log_group").items() if "flow-logs" in g["name"]]
+    assert flow["log_destination"] == ref("aws_cloudwatch_log_group", group_name, "arn")
+    assert resources(prod, "aws_cloudwatch_log_group")[group_name]["kms_key_id"].startswith("${aws_kms_key.")
+
+
+def test_vpc_endpoints_for_s3_ssm_secrets_manager_and_logs(stack: dict[str, Any]) -> None:
+    endpoints = {e["service_name"].rsplit(".", 1)[-1]: e for e in resources(stack, "aws_vpc_endpoint").values()}
+    assert {"s3", "ssm", "secretsmanager", "logs"} <= set(endpoints)
+    assert endpoints["s3"]["vpc_endpoint_type"] == "Gateway"
+    for service in ("ssm", "secretsmanager", "logs"):
+        assert endpoints[service]["vpc_endpoint_type"] == "Interface"
+        assert endpoints[service]["private_dns_enabled"] is True
+
+
+def test_default_security_group_allows_nothing(stack: dict[str, Any]) -> None:
+    default = only(stack, "aws_default_security_group")
+    assert default["ingress"] == [] and default["egress"] == []
+
+
+def test_existing_vpc_is_used_as_given(variants: dict[str, dict[str, Any]]) -> None:
+    stack = variants["existing-vpc"]
+    assert not resources(stack, "aws_vpc") and not resources(stack, "aws_subnet")
+    assert only(stack, "aws_autoscaling_group")["vpc_zone_identifier"] == [
+        "subnet-0b000000000000001", "subnet-0b000000000000002"]
+    assert only(stack, "aws_lb")["subnets"] == ["subnet-0a000000000000001", "subnet-0a000000000000002"]
+    mounts = sorted(m["subnet_id"] for m in resources(stack, "aws_efs_mount_target").values())
+    assert mounts == ["subnet-0c000000000000001", "subnet-0c000000000000002"]
+
+
+# --- load balancer -----------------------------------------------------------------------------
+
+def test_alb_is_internet_facing_in_the_public_subnets(stack: dict[str, Any]) -> None:
+    alb = only(stack, "aws_lb")
+    assert alb["load_balancer_type"] == "application" and alb["internal"] is False
+    assert sorted(alb["subnets"]) == sorted(ref("aws_subnet", n, "id") for n in subnets(stack, "public"))
+
+
+def test_internal_alb_sits_in_the_app_subnets(variants: dict[str, dict[str, Any]]) -> None:
+    stack = variants["aws-discovery"]
+    alb = only(stack, "aws_lb")
+    assert alb["internal"] is True
+    assert sorted(alb["subnets"]) == sorted(ref("aws_subnet", n, "id") for n in subnets(stack, "app"))
+
+
+def listeners(stack: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    return {listener["port"]: listener for listener in resources(stack, "aws_lb_listener").values()}
+
+
+def test_https_listener_uses_the_certificate_and_a_tls12_forward_secret_policy(stack: dict[str, Any],
+                                                                               synth: Synth) -> None:
+    https = listeners(stack)[443]
+    name = stack["//"]["metadata"]["stackName"]
+    assert https["protocol"] == "HTTPS"
+    assert https["certificate_arn"] == synth.environments[name].config.load_balancer.certificate_arn
+    assert https["ssl_policy"] in ("ELBSecurityPolicy-TLS13-1-2-Res-2021-06", "ELBSecurityPolicy-FS-1-2-Res-2020-10")
+
+
+def test_http_only_redirects_to_https(stack: dict[str, Any]) -> None:
+    http = listeners(stack)[80]
+    (action,) = http["default_action"]
+    assert action["type"] == "redirect"
+    assert action["redirect"] == {"protocol": "HTTPS", "port": "443", "status_code": "HTTP_301"}
+
+
+def test_alb_drops_invalid_header_fields(stack: dict[str, Any]) -> None:
+    assert only(stack, "aws_lb")["drop_invalid_header_fields"] is True
+
+
+def test_prod_alb_has_deletion_protection_and_the_cheapest_has_none(prod: dict[str, Any],
+                                                                    cheapest: dict[str, Any]) -> None:
+    assert only(prod, "aws_lb")["enable_deletion_protection"] is True
+    assert only(cheapest, "aws_lb")["enable_deletion_protection"] is False
+
+
+def test_prod_alb_logs_to_a_private_tls_only_bucket(prod: dict[str, Any]) -> None:
+    logs = only(prod, "aws_lb")["access_logs"]
+    bucket_name = next(iter(resources(prod, "aws_s3_bucket")))
+    assert logs["enabled"] is True and logs["bucket"] == ref("aws_s3_bucket", bucket_name, "bucket")
+    block = only(prod, "aws_s3_bucket_public_access_block")
+    assert all(block[k] is True for k in ("block_public_acls", "block_public_policy", "ignore_public_acls",
+                                           "restrict_public_buckets"))
+    deny = [s for s in policy_statements(prod, "aws_s3_bucket_policy") if s["Effect"] == "Deny"]
+    assert deny[0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    encryption = only(prod, "aws_s3_bucket_server_side_encryption_configuration")
+    assert encryption["rule"][0]["apply_server_side_encryption_by_default"]["sse_algorithm"] == "AES256"
+
+
+def test_prod_target_group_is_sticky(prod: dict[str, Any]) -> None:
+    stickiness = only(prod, "aws_lb_target_group")["stickiness"]
+    assert stickiness["enabled"] is True
+    # WSO2's load-balancer examples stick on the application's session cookie.
+    assert stickiness["type"] == "app_cookie" and stickiness["cookie_name"] == "JSESSIONID"
+    assert stickiness["cookie_duration"] == 86400
+
+
+def test_every_environment_target_group_is_sticky(synth: Synth) -> None:
+    for name in synth.environments:
+        assert only(synth.stack(name), "aws_lb_target_group")["stickiness"]["enabled"] is True, name
+
+
+def test_target_group_speaks_https_to_the_servlet_port_with_offset(stack: dict[str, Any]) -> None:
+    group = only(stack, "aws_lb_target_group")
+    assert group["protocol"] == "HTTPS"
+    assert group["port"] == 9443 + 3  # OB IAM packs ship with [server] offset = 3
+    assert group["target_type"] == "instance"
+    assert int(group["deregistration_delay"]) > 0
+
+
+def test_health_check_uses_wso2_health_api_with_realistic_thresholds(stack: dict[str, Any]) -> None:
+    check = only(stack, "aws_lb_target_group")["health_check"]
+    assert check["path"] == "/api/health-check/v1.0/health"
+    assert check["protocol"] == "HTTPS" and check["matcher"] == "200"
+    assert 10 <= check["interval"] <= 60 and check["timeout"] < check["interval"]
+    assert 2 <= check["healthy_threshold"] <= 5 and 2 <= check["unhealthy_threshold"] <= 5
+
+
+def test_health_check_api_is_hidden_from_internet_clients(stack: dict[str, Any]) -> None:
+    rule = only(stack, "aws_lb_listener_rule")
+    https_name = next(n for n, listener in resources(stack, "aws_lb_listener").items() if listener["port"] == 443)
+    assert rule["listener_arn"] == ref("aws_lb_listener", https_name, "arn")
+    assert rule["condition"][0]["path_pattern"]["values"] == ["/api/health-check/*"]
+    (action,) = rule["action"]
+    assert action["type"] == "fixed-response" and action["fixed_response"]["status_code"] in ("403", "404")
+
+
+def test_prod_passes_client_certificates_through_for_certificate_bound_tokens(prod: dict[str, Any],
+                                                                              cheapest: dict[str, Any]) -> None:
+    assert listeners(prod)[443]["mutual_authentication"] == {"mode": "passthrough"}
+    assert "mutual_authentication" not in listeners(cheapest)[443]
+
+
+# --- node group --------------------------------------------------------------------------------
+
+def test_nodes_have_at_least_4_gib_of_memory(synth: Synth) -> None:
+    for name in synth.environments:
+        instance_type = only(synth.stack(name), "aws_launch_template")["instance_type"]
+        assert instance_types.MEMORY_MIB[instance_type] >= 4096, (name, instance_type)
+
+
+def test_root_volume_is_encrypted_gp3_of_at_least_10_gib(stack: dict[str, Any]) -> None:
+    (device,) = only(stack, "aws_launch_template")["block_device_mappings"]
+    ebs = device["ebs"]
+    assert ebs["volume_type"] == "gp3" and ebs["volume_size"] >= 10
+    assert ebs["encrypted"] == "true" and ebs["kms_key_id"].startswith("${aws_kms_key.")
+
+
+def test_imdsv2_is_required(stack: dict[str, Any]) -> None:
+    options = only(stack, "aws_launch_template")["metadata_options"]
+    assert options["http_tokens"] == "required" and options["http_put_response_hop_limit"] == 1
+
+
+def test_nodes_have_no_public_ip(stack: dict[str, Any]) -> None:
+    (interface,) = only(stack, "aws_launch_template")["network_interfaces"]
+    assert interface["associate_public_ip_address"] == "false"
+
+
+def test_nodes_run_with_an_instance_profile(stack: dict[str, Any]) -> None:
+    profile_name = next(iter(resources(stack, "aws_iam_instance_profile")))
+    assert only(stack, "aws_launch_template")["iam_instance_profile"]["arn"] == ref(
+        "aws_iam_instance_profile", profile_name, "arn")
+
+
+def test_ami_comes_from_the_configured_ssm_parameter(stack: dict[str, Any]) -> None:
+    parameter = stack["data"]["aws_ssm_parameter"]["ami"]
+    assert parameter["name"] == "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+    assert only(stack, "aws_launch_template")["image_id"] == "${data.aws_ssm_parameter.ami.insecure_value}"
+
+
+def test_group_size_follows_the_config(stack: dict[str, Any], synth: Synth) -> None:
+    nodes = synth.environments[stack["//"]["metadata"]["stackName"]].config.nodes
+    asg = only(stack, "aws_autoscaling_group")
+    assert (asg["min_size"], asg["desired_capacity"], asg["max_size"]) == (
+        nodes.min_size, nodes.desired_capacity, nodes.max_size)
+
+
+def test_prod_runs_at_least_two_nodes(synth: Synth) -> None:
+    for name, environment in synth.environments.items():
+        if environment.config.tier == "production":
+            assert only(synth.stack(name), "aws_autoscaling_group")["min_size"] >= 2
+
+
+def test_nodes_are_replaced_when_the_load_balancer_finds_them_unhealthy(stack: dict[str, Any]) -> None:
+    asg = only(stack, "aws_autoscaling_group")
+    assert asg["health_check_type"] == "ELB"
+    assert asg["health_check_grace_period"] >= 600  # WSO2 takes minutes to start
+    group = next(iter(resources(stack, "aws_lb_target_group")))
+    assert asg["target_group_arns"] == [ref("aws_lb_target_group", group, "arn")]
+
+
+def test_launch_template_changes_roll_the_nodes_keeping_capacity(prod: dict[str, Any]) -> None:
+    refresh = only(prod, "aws_autoscaling_group")["instance_refresh"]
+    assert refresh["strategy"] == "Rolling"
+    assert refresh["preferences"]["min_healthy_percentage"] == 100
+    assert refresh["preferences"]["max_healthy_percentage"] > 100
+
+
+def test_group_scales_with_target_tracking_and_reports_metrics(stack: dict[str, Any]) -> None:
+    policy = only(stack, "aws_autoscaling_policy")
+    assert policy["policy_type"] == "TargetTrackingScaling"
+    assert policy["target_tracking_configuration"]["predefined_metric_specification"][
+        "predefined_metric_type"] == "ASGAverageCPUUtilization"
+    asg = only(stack, "aws_autoscaling_group")
+    assert "GroupInServiceInstances" in asg["enabled_metrics"] and asg["metrics_granularity"] == "1Minute"
+    assert asg["lifecycle"]["ignore_changes"] == ["desired_capacity"]
+
+
+def test_launch_template_enables_detailed_monitoring(stack: dict[str, Any]) -> None:
+    assert only(stack, "aws_launch_template")["monitoring"] == {"enabled": True}
+
+
+# --- clustering --------------------------------------------------------------------------------
+
+def test_every_instance_carries_the_discovery_tag(stack: dict[str, Any]) -> None:
+    name = stack["//"]["metadata"]["stackName"]
+    for spec in only(stack, "aws_launch_template")["tag_specifications"]:
+        if spec["resource_type"] == "instance":
+            assert spec["tags"]["obiam:cluster"] == f"obiam-{name}"
+            # Default tags do not reach ASG instances; the launch template must carry them.
+            assert spec["tags"]["Environment"] == name
+
+
+def test_node_role_may_call_only_the_two_ec2_read_actions(stack: dict[str, Any]) -> None:
+    actions = {a for s in policy_statements(stack, "aws_iam_role_policy") if s["Effect"] == "Allow"
+               for a in as_list(s["Action"])}
+    assert {a for a in actions if a.startswith("ec2:")} == {"ec2:DescribeInstances", "ec2:DescribeAvailabilityZones"}
+    assert not [a for a in actions if a.endswith(":*") or a == "*"]
+
+
+def test_cluster_port_is_open_between_nodes_only(stack: dict[str, Any]) -> None:
+    nodes = sg_ref(stack, "-nodes")
+    for kind in ("aws_vpc_security_group_ingress_rule", "aws_vpc_security_group_egress_rule"):
+        rules = [r for r in resources(stack, kind).values() if r["from_port"] == 5701]
+        assert len(rules) == 1
+        assert rules[0]["security_group_id"] == nodes and rules[0]["referenced_security_group_id"] == nodes
+        assert "cidr_ipv4" not in rules[0]
+
+
+# --- security groups ---------------------------------------------------------------------------
+
+def test_only_alb_is_open_to_the_internet(stack: dict[str, Any]) -> None:
+    alb = sg_ref(stack, "-alb")
+    open_rules = [r for r in resources(stack, "aws_vpc_security_group_ingress_rule").values()
+                  if r.get("cidr_ipv4") == "0.0.0.0/0"]
+    assert open_rules
+    assert {r["security_group_id"] for r in open_rules} == {alb}
+    assert {(r["from_port"], r["to_port"]) for r in open_rules} == {(443, 443), (80, 80)}
+
+
+def test_alb_reaches_the_nodes_only_on_the_https_servlet_port(stack: dict[str, Any]) -> None:
+    alb, nodes = sg_ref(stack, "-alb"), sg_ref(stack, "-nodes")
+    egress = [r for r in resources(stack, "aws_vpc_security_group_egress_rule").values()
+              if r["security_group_id"] == alb]
+    assert [(r["referenced_security_group_id"], r["from_port"], r["to_port"]) for r in egress] == [
+        (nodes, 9446, 9446)]
+    into_nodes = [r for r in resources(stack, "aws_vpc_security_group_ingress_rule").values()
+                  if r["security_group_id"] == nodes and r.get("referenced_security_group_id") != nodes]
+    assert [(r["referenced_security_group_id"], r["from_port"]) for r in into_nodes] == [(alb, 9446)]
+
+
+def test_node_egress_is_scoped_to_what_the_nodes_need(stack: dict[str, Any]) -> None:
+    nodes = sg_ref(stack, "-nodes")
+    egress = {(r.get("cidr_ipv4") or r["referenced_security_group_id"], r["from_port"])
+              for r in resources(stack, "aws_vpc_security_group_egress_rule").values()
+              if r["security_group_id"] == nodes}
+    directory_name = next(iter(resources(stack, "aws_directory_service_directory")))
+    directory_sg = ref("aws_directory_service_directory", directory_name, "security_group_id")
+    assert egress == {
+        ("0.0.0.0/0", 443),
+        (nodes, 5701),
+        (sg_ref(stack, "-artifacts-nfs"), 2049),
+        (sg_ref(stack, "-db"), 3306),
+        (directory_sg, 389),
+    }

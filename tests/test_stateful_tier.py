@@ -1,0 +1,289 @@
+"""The HA stateful tier: shared artifacts on EFS, Multi-AZ RDS, managed directory, and their protection."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+
+from conftest import Synth
+from tfjson import as_list, deployment_toml, embedded_files, only, policy_statements, ref, resources, user_data
+
+pytestmark = pytest.mark.synth
+
+ARTIFACT_DIRECTORIES = ("eventpublishers", "userstores", "eventstreams", "humantasks", "bpel")
+
+
+def name_of(stack: dict[str, Any], resource_type: str) -> str:
+    (name,) = resources(stack, resource_type)
+    return name
+
+
+def subnet_names(stack: dict[str, Any], tier: str) -> list[str]:
+    return sorted(n for n, s in resources(stack, "aws_subnet").items() if s["tags"]["obiam:tier"] == tier)
+
+
+def az_of_subnet_ref(stack: dict[str, Any], subnet_ref: str) -> str:
+    return resources(stack, "aws_subnet")[subnet_ref.split(".")[1]]["availability_zone"]
+
+
+# --- artifact file system ----------------------------------------------------------------------
+
+def test_every_node_az_has_an_efs_mount_target(stack: dict[str, Any]) -> None:
+    node_azs = {az_of_subnet_ref(stack, s) for s in only(stack, "aws_autoscaling_group")["vpc_zone_identifier"]}
+    mount_azs = [az_of_subnet_ref(stack, m["subnet_id"]) for m in resources(stack, "aws_efs_mount_target").values()]
+    assert sorted(mount_azs) == sorted(node_azs)
+
+
+def test_efs_is_encrypted_with_a_customer_managed_key(stack: dict[str, Any]) -> None:
+    fs = only(stack, "aws_efs_file_system")
+    assert fs["encrypted"] is True and fs["kms_key_id"].startswith("${aws_kms_key.")
+
+
+def test_efs_backups_are_on(stack: dict[str, Any]) -> None:
+    assert only(stack, "aws_efs_backup_policy")["backup_policy"] == {"status": "ENABLED"}
+
+
+def test_efs_accepts_nfs_from_the_nodes_only(stack: dict[str, Any]) -> None:
+    fs_sg = next(n for n, g in resources(stack, "aws_security_group").items() if g["name"].endswith("-nfs"))
+    nodes_sg = next(n for n, g in resources(stack, "aws_security_group").items() if g["name"].endswith("-nodes"))
+    rules = [r for r in resources(stack, "aws_vpc_security_group_ingress_rule").values()
+             if r["security_group_id"] == ref("aws_security_group", fs_sg, "id")]
+    assert [(r["referenced_security_group_id"], r["from_port"], r["to_port"]) for r in rules] == [
+        (ref("aws_security_group", nodes_sg, "id"), 2049, 2049)]
+    for mount in resources(stack, "aws_efs_mount_target").values():
+        assert mount["security_groups"] == [ref("aws_security_group", fs_sg, "id")]
+
+
+def test_efs_has_an_access_point_per_artifact_directory(stack: dict[str, Any]) -> None:
+    paths = sorted(p["root_directory"]["path"] for p in resources(stack, "aws_efs_access_point").values())
+    assert paths == sorted([f"/wso2/{d}" for d in ARTIFACT_DIRECTORIES] + ["/wso2/control"])
+    for point in resources(stack, "aws_efs_access_point").values():
+        assert point["posix_user"] == {"uid": 802, "gid": 802}
+
+
+def test_efs_policy_denies_access_without_tls_and_admits_only_the_node_role(stack: dict[str, Any]) -> None:
+    statements = policy_statements(stack, "aws_efs_file_system_policy")
+    deny = [s for s in statements if s["Effect"] == "Deny"]
+    assert deny and deny[0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} and deny[0]["Action"] == "*"
+    (allow,) = [s for s in statements if s["Effect"] == "Allow"]
+    node_role = next(n for n, r in resources(stack, "aws_iam_role").items() if r["name"].endswith("-node"))
+    assert allow["Principal"] == {"AWS": ref("aws_iam_role", node_role, "arn")}
+
+
+def test_all_five_artifact_dirs_are_mounted_over_tls(stack: dict[str, Any]) -> None:
+    script = user_data(stack)
+    assert re.search(r"^readonly ARTIFACT_DIRECTORIES=\((.*)\)$", script, re.M).group(1).split() == list(  # type: ignore[union-attr]
+        ARTIFACT_DIRECTORIES)
+    fstab = re.search(r'echo "(\$EFS_ID:/ \$2 efs [^"]*)" >> /etc/fstab', script)
+    assert fstab and "tls" in fstab.group(1).split()[3].split(",")
+    assert "iam" in fstab.group(1).split()[3].split(",")
+    # Each directory WSO2 reads under repository/deployment/server/ becomes a link into the share.
+    assert 'local_dir="$CARBON_HOME/repository/deployment/server/$dir"' in script
+    assert 'ln -sfn "$shared" "$local_dir"' in script
+
+
+# --- database ----------------------------------------------------------------------------------
+
+def test_db_is_multi_az_and_private(stack: dict[str, Any]) -> None:
+    db = only(stack, "aws_db_instance")
+    assert db["multi_az"] is True and db["publicly_accessible"] is False
+    subnet_group = only(stack, "aws_db_subnet_group")
+    assert sorted(s.split(".")[1] for s in subnet_group["subnet_ids"]) == subnet_names(stack, "data")
+
+
+def test_every_environment_database_is_multi_az(synth: Synth) -> None:
+    for name in synth.environments:
+        assert only(synth.stack(name), "aws_db_instance")["multi_az"] is True, name
+
+
+def test_db_is_encrypted_with_kms_and_its_password_is_managed_by_secrets_manager(stack: dict[str, Any]) -> None:
+    db = only(stack, "aws_db_instance")
+    assert db["storage_encrypted"] is True and db["kms_key_id"].startswith("${aws_kms_key.")
+    assert db["manage_master_user_password"] is True
+    assert "password" not in db and "password_wo" not in db
+    assert db["master_user_secret_kms_key_id"].startswith("${aws_kms_key.")
+
+
+def test_mysql_8_0_is_the_default_engine(stack: dict[str, Any]) -> None:
+    db = only(stack, "aws_db_instance")
+    assert (db["engine"], db["engine_version"]) == ("mysql", "8.0")
+
+
+def test_prod_db_keeps_backups_deletion_protection_and_a_final_snapshot(prod: dict[str, Any]) -> None:
+    db = only(prod, "aws_db_instance")
+    assert db["backup_retention_period"] >= 7
+    assert db["deletion_protection"] is True
+    assert db["skip_final_snapshot"] is False and db["final_snapshot_identifier"] == "obiam-prod-db-final"
+
+
+def test_prod_db_has_performance_insights_and_enhanced_monitoring(prod: dict[str, Any]) -> None:
+    db = only(prod, "aws_db_instance")
+    assert db["performance_insights_enabled"] is True
+    assert db["monitoring_interval"] > 0 and db["monitoring_role_arn"].startswith("${aws_iam_role.")
+
+
+def test_db_exports_its_logs(stack: dict[str, Any]) -> None:
+    assert {"error", "slowquery"} <= set(only(stack, "aws_db_instance")["enabled_cloudwatch_logs_exports"])
+
+
+def test_db_parameter_group_enforces_tls_and_wso2s_character_set(stack: dict[str, Any]) -> None:
+    group = only(stack, "aws_db_parameter_group")
+    assert group["family"] == "mysql8.0"
+    parameters = {p["name"]: p["value"] for p in group["parameter"]}
+    assert parameters["require_secure_transport"] == "1"
+    assert parameters["character_set_server"] == "latin1"
+    assert only(stack, "aws_db_instance")["parameter_group_name"] == ref(
+        "aws_db_parameter_group", name_of(stack, "aws_db_parameter_group"), "name")
+
+
+def test_postgres_environment_gets_its_family_tls_and_jdbc_url(variants: dict[str, dict[str, Any]]) -> None:
+    stack = variants["postgres"]
+    group = only(stack, "aws_db_parameter_group")
+    assert group["family"] == "postgres13"
+    assert {p["name"]: p["value"] for p in group["parameter"]}["rds.force_ssl"] == "1"
+    identity = deployment_toml(stack)["database"]["identity_db"]
+    assert identity["url"].startswith("jdbc:postgresql://@OBIAM_DB_HOST@:@OBIAM_DB_PORT@/openbank_apimgtdb?")
+    assert identity["driver"] == "org.postgresql.Driver"
+    assert 'readonly JDBC_DRIVER_S3_URI="s3://example-bank-wso2/drivers/postgresql-42.7.4.jar"' in user_data(stack)
+
+
+def test_db_accepts_its_port_from_the_nodes_only(stack: dict[str, Any]) -> None:
+    db_sg = next(n for n, g in resources(stack, "aws_security_group").items() if g["name"].endswith("-db"))
+    nodes_sg = next(n for n, g in resources(stack, "aws_security_group").items() if g["name"].endswith("-nodes"))
+    rules = [r for r in resources(stack, "aws_vpc_security_group_ingress_rule").values()
+             if r["security_group_id"] == ref("aws_security_group", db_sg, "id")]
+    assert [(r["referenced_security_group_id"], r["from_port"]) for r in rules] == [
+        (ref("aws_security_group", nodes_sg, "id"), 3306)]
+
+
+def test_node_role_reads_exactly_the_db_and_directory_secrets(stack: dict[str, Any]) -> None:
+    statements = [s for s in policy_statements(stack, "aws_iam_role_policy")
+                  if "secretsmanager:GetSecretValue" in as_list(s["Action"])]
+    (statement,) = statements
+    secret = name_of(stack, "aws_secretsmanager_secret")
+    assert sorted(as_list(statement["Resource"])) == sorted([
+        "${aws_db_instance." + name_of(stack, "aws_db_instance") + ".master_user_secret[0].secret_arn}",
+        ref("aws_secretsmanager_secret", secret, "arn")])
+
+
+def test_deployment_toml_points_each_wso2_database_at_its_section(stack: dict[str, Any]) -> None:
+    toml = deployment_toml(stack)
+    expected = {"identity_db": "openbank_apimgtdb", "shared_db": "openbank_govdb", "user": "openbank_userdb",
+                "config": "openbank_iskm_configdb"}
+    for section, database in expected.items():
+        url = toml["database"][section]["url"]
+        assert url.startswith(f"jdbc:mysql://@OBIAM_DB_HOST@:@OBIAM_DB_PORT@/{database}?"), section
+        assert "useSSL=true" in url and "requireSSL=true" in url
+        assert toml["database"][section]["driver"] == "com.mysql.jdbc.Driver"
+    (openbanking,) = toml["datasource"]
+    assert openbanking["id"] == "WSO2OB_DB" and "/openbank_openbankingdb?" in openbanking["url"]
+
+
+def test_db_credentials_come_from_the_service_environment(stack: dict[str, Any]) -> None:
+    toml = deployment_toml(stack)
+    for section in toml["database"].values():
+        assert (section["username"], section["password"]) == ("$env{OBIAM_DB_USERNAME}", "$env{OBIAM_DB_PASSWORD}")
+
+
+def test_schemas_are_created_once_per_environment_under_a_lock(stack: dict[str, Any]) -> None:
+    db_init = embedded_files(user_data(stack))["/opt/obiam/bin/db-init"]
+    assert 'exec 9>"$CONTROL/db-init.lock"' in db_init and "flock 9" in db_init
+    assert db_init.index("if [[ -f $MARKER ]]") < db_init.index("CREATE DATABASE")
+    assert db_init.rstrip().endswith('echo "db-init: databases and IAM tables created"')
+    for database in ("openbank_apimgtdb", "openbank_am_configdb", "openbank_govdb", "openbank_userdb",
+                     "openbank_iskm_configdb", "openbank_openbankingdb"):
+        assert f"CREATE DATABASE IF NOT EXISTS {database} CHARACTER SET latin1" in db_init
+    assert 'sql openbank_iskm_configdb < "$CARBON_HOME/dbscripts/mysql.sql"' in db_init
+    assert 'sql openbank_openbankingdb < "$CARBON_HOME/dbscripts/open-banking/consent/mysql.sql"' in db_init
+
+
+# --- directory ---------------------------------------------------------------------------------
+
+def test_directory_spans_two_azs(stack: dict[str, Any]) -> None:
+    settings = only(stack, "aws_directory_service_directory")["vpc_settings"]
+    assert len(settings["subnet_ids"]) == 2
+    assert len({az_of_subnet_ref(stack, s) for s in settings["subnet_ids"]}) == 2
+    assert {s.split(".")[1] for s in settings["subnet_ids"]} <= set(subnet_names(stack, "data"))
+
+
+def test_prod_directory_is_managed_microsoft_ad_with_logs_in_cloudwatch(prod: dict[str, Any]) -> None:
+    directory = only(prod, "aws_directory_service_directory")
+    assert (directory["type"], directory["edition"]) == ("MicrosoftAD", "Enterprise")
+    subscription = only(prod, "aws_directory_service_log_subscription")
+    assert subscription["log_group_name"].startswith("${aws_cloudwatch_log_group.")
+
+
+def test_cheapest_directory_is_simple_ad(cheapest: dict[str, Any]) -> None:
+    directory = only(cheapest, "aws_directory_service_directory")
+    assert (directory["type"], directory["size"]) == ("SimpleAD", "Small")
+    assert not resources(cheapest, "aws_directory_service_log_subscription")
+
+
+def test_directory_password_is_generated_and_kept_only_in_secrets_manager(stack: dict[str, Any]) -> None:
+    password = ref("random_password", name_of(stack, "random_password"), "result")
+    assert only(stack, "aws_directory_service_directory")["password"] == password
+    secret_value = json.loads(only(stack, "aws_secretsmanager_secret_version")["secret_string"])
+    assert secret_value["password"] == password
+    assert only(stack, "aws_secretsmanager_secret")["kms_key_id"].startswith("${aws_kms_key.")
+    assert "random_password" not in json.dumps(stack.get("output", {}))
+    assert "random_password" not in json.dumps(resources(stack, "aws_ssm_parameter"))
+    assert "random_password" not in user_data(stack)
+
+
+def test_user_store_binds_to_both_domain_controllers(stack: dict[str, Any]) -> None:
+    user_store = deployment_toml(stack)["user_store"]
+    assert user_store["connection_url"] == "ldap://@OBIAM_LDAP_HOST_1@:389 ldap://@OBIAM_LDAP_HOST_2@:389"
+    assert user_store["connection_password"] == "$env{OBIAM_LDAP_PASSWORD}"
+    assert user_store["type"] == "active_directory_unique_id"
+
+
+def test_prod_user_store_binds_as_the_managed_ad_admin(prod: dict[str, Any]) -> None:
+    user_store = deployment_toml(prod)["user_store"]
+    assert user_store["connection_name"] == (
+        "CN=Admin,OU=Users,OU=OBIAM,DC=corp,DC=obiam,DC=bank,DC=example,DC=com")
+
+
+def test_runtime_parameter_carries_addresses_and_secret_arns_but_no_secret(stack: dict[str, Any]) -> None:
+    value = only(stack, "aws_ssm_parameter")["value"]
+    for key in ("efs_file_system_id", "efs_access_points", "db_host", "db_port", "db_secret_arn",
+                "directory_dns_ips", "directory_secret_arn"):
+        assert f'"{key}" = ' in value
+    assert "random_password" not in value and "secret_string" not in value
+
+
+# --- data protection ---------------------------------------------------------------------------
+
+STATEFUL = ("aws_db_instance", "aws_efs_file_system", "aws_directory_service_directory", "aws_kms_key",
+            "aws_s3_bucket", "aws_secretsmanager_secret", "aws_cloudwatch_log_group")
+
+
+def test_prod_stateful_resources_cannot_be_destroyed(prod: dict[str, Any]) -> None:
+    for resource_type in STATEFUL:
+        found = resources(prod, resource_type)
+        assert found, resource_type
+        for name, resource in found.items():
+            assert resource.get("lifecycle", {}).get("prevent_destroy") is True, f"{resource_type}.{name}"
+    assert only(prod, "aws_db_instance")["deletion_protection"] is True
+    assert only(prod, "aws_lb")["enable_deletion_protection"] is True
+    assert only(prod, "aws_s3_bucket")["force_destroy"] is False
+    assert only(prod, "aws_secretsmanager_secret")["recovery_window_in_days"] == 30
+
+
+def test_ephemeral_environment_is_removed_by_one_destroy(cheapest: dict[str, Any]) -> None:
+    for resource_type, found in cheapest["resource"].items():
+        for name, resource in found.items():
+            assert not resource.get("lifecycle", {}).get("prevent_destroy"), f"{resource_type}.{name}"
+    db = only(cheapest, "aws_db_instance")
+    assert db["deletion_protection"] is False and db["skip_final_snapshot"] is True
+    assert only(cheapest, "aws_secretsmanager_secret")["recovery_window_in_days"] == 0
+    assert all(g.get("deletion_protection_enabled") is not True
+               for g in resources(cheapest, "aws_cloudwatch_log_group").values())
+
+
+def test_outputs_name_what_operators_and_verify_need(stack: dict[str, Any]) -> None:
+    assert set(stack["output"]) == {"alb_dns_name", "db_endpoint", "db_secret_arn", "efs_file_system_id",
+                                    "directory_id", "directory_dns_ips", "autoscaling_group_name"}
+    assert all(output.get("description") for output in stack["output"].values())
