@@ -67,10 +67,14 @@ _DOMAIN = re.compile(r"^([a-zA-Z0-9]+[\\.-])+([a-zA-Z0-9])+$")
 _NETBIOS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,14}$")
 
 
+# A rule failure: field path (relative to the model that found it), offending value, what is allowed.
+Violation = tuple[tuple[str | int, ...], Any, str]
+
+
 class RuleViolations(ValueError):
     """Cross-field rule failures, each with its field path relative to the model that raised it."""
 
-    def __init__(self, violations: list[tuple[tuple[str | int, ...], Any, str]]):
+    def __init__(self, violations: list[Violation]):
         self.violations = violations
         super().__init__("; ".join(message for _, _, message in violations))
 
@@ -189,7 +193,7 @@ class NodesConfig(Model):
 
     @model_validator(mode="after")
     def _sized_for_wso2(self) -> NodesConfig:
-        problems: list[tuple[tuple[str | int, ...], Any, str]] = []
+        problems: list[Violation] = []
         memory = instance_types.memory_mib(self.instance_type)
         if memory is None:
             problems.append((("instance_type",), self.instance_type,
@@ -226,7 +230,7 @@ class NodesConfig(Model):
         return instance_types.MEMORY_MIB[self.instance_type]
 
 
-def _jdk_problems(jdk: str) -> list[tuple[tuple[str | int, ...], Any, str]]:
+def _jdk_problems(jdk: str) -> list[Violation]:
     if jdk in KNOWN_BAD_JDKS or jdk in ("8u151", "1.8.0-151"):
         return [(("jdk",), jdk, "WSO2's deployment guide names a known issue with JDK 1.8.0_151; "
                                "use another update, e.g. 1.8.0_402, or just 8 for the newest")]
@@ -268,6 +272,10 @@ class LoadBalancerConfig(Model):
     idle_timeout: Annotated[int, Field(ge=1, le=4000)] = 60
     access_logs: bool = True
     waf: bool = True
+    # Requests per client IP per 5 minutes before the WAF blocks it (login and token brute force).
+    waf_rate_limit: Annotated[int, Field(ge=100, le=2_000_000_000)] = 2000
+    # Tor exits, VPNs and open proxies; false lets them through (counted, not blocked).
+    waf_block_anonymous_ips: bool = True
 
 
 class DatabaseConfig(Model):
@@ -284,7 +292,7 @@ class DatabaseConfig(Model):
 
     @model_validator(mode="after")
     def _version_and_storage(self) -> DatabaseConfig:
-        problems: list[tuple[tuple[str | int, ...], Any, str]] = []
+        problems: list[Violation] = []
         engine = database_engines.ENGINES[self.engine]
         if self.engine_version is not None and database_engines.major_of(engine, self.engine_version) is None:
             problems.append((("engine_version",), self.engine_version,
@@ -399,6 +407,9 @@ class EnvironmentConfig(Model):
     tier: Literal[TIERS] = "production"  # type: ignore[valid-type]
     region: Region = "eu-west-2"
     availability_zone_count: Annotated[int, Field(ge=2, le=6)] = 3
+    # Pinned by name so the set never shifts when AWS adds or impairs a zone (which would
+    # replace subnets); default: the region's zones a, b, c, ... in order.
+    availability_zones: list[Annotated[str, Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d[a-z]$")]] | None = None
     network: NetworkConfig = NetworkConfig()
     product: ProductConfig
     nodes: NodesConfig = NodesConfig()
@@ -413,7 +424,13 @@ class EnvironmentConfig(Model):
 
     @model_validator(mode="after")
     def _environment_rules(self) -> EnvironmentConfig:
-        problems: list[tuple[tuple[str | int, ...], Any, str]] = []
+        problems = [*self._product_problems(), *self._placement_problems(), *self._tier_problems()]
+        if problems:
+            raise RuleViolations(problems)
+        return self
+
+    def _product_problems(self) -> list[Violation]:
+        problems: list[Violation] = []
         jdk = self.nodes.jdk
         if jdk is not None and _JDK.match(jdk):
             supported = PRODUCT_JDKS[self.product.version]
@@ -421,20 +438,6 @@ class EnvironmentConfig(Model):
                 problems.append((("nodes", "jdk"), jdk,
                                  f"WSO2 OB {self.product.version} runs on JDK "
                                  f"{' or '.join(map(str, supported))}"))
-        cert_region = _ACM_ARN.match(self.load_balancer.certificate_arn)
-        if cert_region and cert_region["region"] != self.region:
-            problems.append((("load_balancer", "certificate_arn"), self.load_balancer.certificate_arn,
-                             f"an ALB can only use an ACM certificate from its own region ({self.region})"))
-        existing = self.network.existing_vpc
-        if existing is not None:
-            for field in ("public_subnet_ids", "app_subnet_ids", "data_subnet_ids"):
-                ids = getattr(existing, field)
-                if len(ids) != self.availability_zone_count or len(set(ids)) != len(ids):
-                    problems.append((("network", "existing_vpc", field), ids,
-                                     f"allowed: {self.availability_zone_count} distinct subnet ids, one per AZ "
-                                     "(availability_zone_count)"))
-        if self.tier == "production":
-            problems.extend(self._production_problems())
         product = wso2.PRODUCTS[self.product.version]
         if (self.product.clustering.membership_scheme == "aws" and product.hazelcast_aws_needs_imdsv1
                 and self.nodes.metadata_http_tokens == "required"):
@@ -444,24 +447,65 @@ class EnvironmentConfig(Model):
                              "required nodes would never find each other; keep the default wka (members listed "
                              "through the EC2 API with IMDSv2) or, outside production, set metadata_http_tokens: "
                              "optional"))
+        return problems
+
+    def _placement_problems(self) -> list[Violation]:
+        problems: list[Violation] = []
+        cert_region = _ACM_ARN.match(self.load_balancer.certificate_arn)
+        if cert_region and cert_region["region"] != self.region:
+            problems.append((("load_balancer", "certificate_arn"), self.load_balancer.certificate_arn,
+                             f"an ALB can only use an ACM certificate from its own region ({self.region})"))
+        zones = self.availability_zones
+        if zones is not None:
+            if len(zones) != self.availability_zone_count or len(set(zones)) != len(zones):
+                problems.append((("availability_zones",), zones,
+                                 f"allowed: {self.availability_zone_count} distinct zone names "
+                                 "(availability_zone_count)"))
+            elif any(not zone.startswith(self.region) for zone in zones):
+                problems.append((("availability_zones",), zones, f"allowed: zones of {self.region} only"))
+        existing = self.network.existing_vpc
+        for field in ("public_subnet_ids", "app_subnet_ids", "data_subnet_ids") if existing else ():
+            ids = getattr(existing, field)
+            if len(ids) != self.availability_zone_count or len(set(ids)) != len(ids):
+                problems.append((("network", "existing_vpc", field), ids,
+                                 f"allowed: {self.availability_zone_count} distinct subnet ids, one per AZ "
+                                 "(availability_zone_count)"))
+        return problems
+
+    def _tier_problems(self) -> list[Violation]:
+        problems = self._production_problems() if self.tier == "production" else []
         if self.tier == "ephemeral" and any(v for _, v in self.data_protection):
             problems.append((("data_protection",), self.data_protection.model_dump(),
                              "ephemeral environments switch every protection off so that one destroy removes them"))
         if (self.tier == "ephemeral") != (self.ephemeral is not None):
             problems.append((("ephemeral",), None if self.ephemeral is None else "set",
                              "required for tier ephemeral (its ttl_hours) and allowed only there"))
-        if problems:
-            raise RuleViolations(problems)
-        return self
+        return problems
 
-    def _production_problems(self) -> list[tuple[tuple[str | int, ...], Any, str]]:
-        problems: list[tuple[tuple[str | int, ...], Any, str]] = []
+    def _production_problems(self) -> list[Violation]:
+        problems: list[Violation] = []
         if self.nodes.min_size < 2:
             problems.append((("nodes", "min_size"), self.nodes.min_size,
                              "production needs at least 2 nodes (WSO2's HA pattern scales from 2 to N)"))
         for field, value in self.data_protection:
             if value is not True:
                 problems.append((("data_protection", field), value, "must stay true in production"))
+        # What lower tiers may switch off to save money, production keeps (and checkov checks).
+        required_on: dict[tuple[str, ...], object] = {
+            ("load_balancer", "waf"): self.load_balancer.waf,
+            ("load_balancer", "access_logs"): self.load_balancer.access_logs,
+            ("network", "flow_logs"): self.network.flow_logs,
+            ("database", "performance_insights"): self.database.performance_insights,
+        }
+        for path, value in required_on.items():
+            if value is not True:
+                problems.append((path, value, "must stay true in production"))
+        if self.database.monitoring_interval == 0:
+            problems.append((("database", "monitoring_interval"), 0,
+                             "production keeps RDS enhanced monitoring on (1-60 seconds)"))
+        if self.observability.log_retention_days < 365:
+            problems.append((("observability", "log_retention_days"), self.observability.log_retention_days,
+                             "production keeps logs for at least a year (365 or more)"))
         if self.nodes.metadata_http_tokens != "required":
             problems.append((("nodes", "metadata_http_tokens"), self.nodes.metadata_http_tokens,
                              "production nodes require IMDSv2 (SSRF protection for the instance role)"))
@@ -473,6 +517,10 @@ class EnvironmentConfig(Model):
     @property
     def jdk(self) -> str:
         return self.nodes.jdk or DEFAULT_JDK[self.product.version]
+
+    @property
+    def zone_names(self) -> list[str]:
+        return self.availability_zones or [self.region + letter for letter in "abcdef"[:self.availability_zone_count]]
 
     @property
     def state_region(self) -> str:

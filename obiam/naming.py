@@ -92,6 +92,11 @@ class Names:
         return f"/aws/directoryservice/{self.prefix}"
 
     @property
+    def waf_log_group(self) -> str:
+        # WAF delivers logs only to groups whose name starts with aws-waf-logs-.
+        return f"aws-waf-logs-{self.prefix}"
+
+    @property
     def cluster_tag_value(self) -> str:
         return self.prefix
 

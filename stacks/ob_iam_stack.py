@@ -15,6 +15,7 @@ from constructs import Construct
 
 from ob_iam.access_log_bucket import AccessLogBucket, AccessLogBucketProps
 from ob_iam.account import account_context
+from ob_iam.alarms import Alarms, AlarmsProps
 from ob_iam.artifact_file_system import ArtifactFileSystem, ArtifactFileSystemProps
 from ob_iam.database import Database, DatabaseProps
 from ob_iam.directory import Directory, DirectoryProps
@@ -25,6 +26,7 @@ from ob_iam.node_group import NodeGroup, NodeGroupProps, autoscaling_service_rol
 from ob_iam.node_logs import NodeLogs, NodeLogsProps
 from ob_iam.runtime_config import NodeRuntimeConfig, NodeRuntimeConfigProps
 from ob_iam.security import allow
+from ob_iam.web_application_firewall import WebApplicationFirewall, WebApplicationFirewallProps
 from obiam import bootstrap, database_engines, wso2
 from obiam.environments import Environment
 from obiam.naming import CLUSTER_TAG_KEY, Names, default_tags
@@ -62,15 +64,16 @@ class ObIamStack(TerraformStack):
             alias=f"{names.prefix}-data", description=f"{names.prefix}: database, artifact file system, secrets",
             prevent_destroy=protection.prevent_destroy))
         logs_key = EncryptionKey(self, "logs-key", account, EncryptionKeyProps(
-            alias=f"{names.prefix}-logs", description=f"{names.prefix}: CloudWatch log groups",
-            allow_cloudwatch_logs=True, prevent_destroy=protection.prevent_destroy))
+            alias=f"{names.prefix}-logs", description=f"{names.prefix}: CloudWatch log groups and alarm notifications",
+            allow_cloudwatch_logs=True, allow_services=("cloudwatch.amazonaws.com",),
+            prevent_destroy=protection.prevent_destroy))
         ebs_key = EncryptionKey(self, "ebs-key", account, EncryptionKeyProps(
             alias=f"{names.prefix}-ebs", description=f"{names.prefix}: node root volumes",
             service_role_arns=(asg_service_role.arn,), prevent_destroy=protection.prevent_destroy))
 
         existing = config.network.existing_vpc
         network = Network(self, "network", NetworkProps(
-            name_prefix=names.prefix, region=config.region, az_count=config.availability_zone_count,
+            name_prefix=names.prefix, region=config.region, availability_zones=tuple(config.zone_names),
             vpc_cidr=config.network.vpc_cidr, nat_gateway_per_az=config.network.nat_gateways == "per_az",
             flow_logs=config.network.flow_logs, flow_log_group_name=names.log_group("vpc-flow-logs"),
             log_retention_days=retention, logs_kms_key_arn=logs_key.arn,
@@ -101,6 +104,12 @@ class ObIamStack(TerraformStack):
             access_log_bucket=log_bucket.name if log_bucket else None,
             access_log_prefix=log_bucket.prefix if log_bucket else "alb",
         ))
+        if lb_config.waf:
+            WebApplicationFirewall(self, "waf", WebApplicationFirewallProps(
+                name=names.prefix, load_balancer_arn=load_balancer.arn, log_group_name=names.waf_log_group,
+                log_retention_days=retention, logs_kms_key_arn=logs_key.arn,
+                rate_limit_per_5_minutes=lb_config.waf_rate_limit,
+                block_anonymous_ips=lb_config.waf_block_anonymous_ips, prevent_destroy=protection.prevent_destroy))
 
         artifacts = ArtifactFileSystem(self, "artifacts", ArtifactFileSystemProps(
             name=names.artifact_file_system, vpc_id=network.vpc_id, subnet_ids=network.data_subnet_ids,
@@ -136,7 +145,8 @@ class ObIamStack(TerraformStack):
             name=names.runtime_parameter, efs_file_system_id=artifacts.file_system_id,
             efs_access_points=artifacts.access_point_ids, db_host=database.address,
             db_port=Token.as_string(database.port), db_secret_arn=database.secret_arn,
-            directory_dns_ips=directory.dns_ip_addresses, directory_secret_arn=directory.secret_arn))
+            directory_dns_ips=directory.dns_ip_addresses, directory_secret_arn=directory.secret_arn,
+            kms_key_arn=data_key.arn))
         node_logs = NodeLogs(self, "node-logs", NodeLogsProps(
             group_names=tuple(names.log_group(kind) for kind in NODE_LOG_KINDS), retention_days=retention,
             kms_key_arn=logs_key.arn, prevent_destroy=protection.prevent_destroy))
@@ -188,6 +198,15 @@ class ObIamStack(TerraformStack):
               target_security_group_id=directory.security_group_id, port=636 if dir_config.ldaps else 389,
               description="LDAP user store", target_accepts=False)
 
+        Alarms(self, "alarms", AlarmsProps(
+            name_prefix=names.prefix, kms_key_arn=logs_key.arn,
+            load_balancer_arn_suffix=load_balancer.arn_suffix,
+            target_group_arn_suffix=load_balancer.target_group_arn_suffix,
+            autoscaling_group_name=names.autoscaling_group, min_healthy_hosts=nodes_config.min_size,
+            db_instance_identifier=names.db_instance, db_allocated_storage_gib=db_config.allocated_storage,
+            efs_file_system_id=artifacts.file_system_id, node_metrics_namespace=bootstrap.METRICS_NAMESPACE,
+            email=config.observability.alarm_email))
+
         self._outputs(load_balancer, database, artifacts, directory, nodes)
 
     def _node_permissions(self, *, partition: str, region: str, artifacts: ArtifactFileSystem, runtime_arn: str,
@@ -199,11 +218,13 @@ class ObIamStack(TerraformStack):
             {"Sid": "ProductPack", "Effect": "Allow", "Action": "s3:GetObject",
              "Resource": [f"arn:{partition}:s3:::{uri.removeprefix('s3://')}" for uri in objects]},
             {"Sid": "RuntimeConfig", "Effect": "Allow", "Action": "ssm:GetParameter", "Resource": runtime_arn},
-            # Exactly the database's and the directory's secrets, decrypted only through Secrets Manager.
+            # Exactly the database's and the directory's secrets; the data key decrypts them (and the
+            # runtime parameter) only when Secrets Manager or SSM asks on the node's behalf.
             {"Sid": "Credentials", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
              "Resource": secret_arns},
             {"Sid": "CredentialsKey", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": data_key_arn,
-             "Condition": {"StringEquals": {"kms:ViaService": f"secretsmanager.{region}.amazonaws.com"}}},
+             "Condition": {"StringEquals": {"kms:ViaService": [f"secretsmanager.{region}.amazonaws.com",
+                                                               f"ssm.{region}.amazonaws.com"]}}},
             {"Sid": "ArtifactMounts", "Effect": "Allow",
              "Action": ["elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"],
              "Resource": artifacts.arn,

@@ -11,6 +11,7 @@ from cdktf_cdktf_provider_aws.s3_bucket import S3Bucket
 from cdktf_cdktf_provider_aws.s3_bucket_lifecycle_configuration import (
     S3BucketLifecycleConfiguration,
     S3BucketLifecycleConfigurationRule,
+    S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload,
     S3BucketLifecycleConfigurationRuleExpiration,
     S3BucketLifecycleConfigurationRuleFilter,
     S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration,
@@ -75,6 +76,8 @@ class AccessLogBucket(Construct):
                 expiration=[S3BucketLifecycleConfigurationRuleExpiration(days=props.retention_days)],
                 noncurrent_version_expiration=[S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(
                     noncurrent_days=30)],
+                abort_incomplete_multipart_upload=[
+                    S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(days_after_initiation=7)],
             )])
         elb_account = DataAwsElbServiceAccount(self, "elb-account")
         log_objects = f"{bucket.arn}/{LOG_PREFIX}/AWSLogs/{account.account_id}/*"

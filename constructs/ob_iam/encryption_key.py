@@ -19,6 +19,9 @@ class EncryptionKeyProps:
     description: str
     # Lets CloudWatch Logs in this region encrypt log groups of this account with the key.
     allow_cloudwatch_logs: bool = False
+    # AWS services that encrypt for this account with the key, e.g. cloudwatch.amazonaws.com
+    # publishing alarms to an encrypted SNS topic.
+    allow_services: tuple[str, ...] = field(default_factory=tuple)
     # Service-linked roles (e.g. the ASG's) that use the key on the account's behalf.
     service_role_arns: tuple[str, ...] = field(default_factory=tuple)
     prevent_destroy: bool = True
@@ -47,6 +50,15 @@ class EncryptionKey(Construct):
                 "Resource": "*",
                 "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn":
                                           f"arn:{account.partition}:logs:{account.region}:{account.account_id}:*"}},
+            })
+        if props.allow_services:
+            statements.append({
+                "Sid": "ServicesEncryptForThisAccount",
+                "Effect": "Allow",
+                "Principal": {"Service": list(props.allow_services)},
+                "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+                "Resource": "*",
+                "Condition": {"StringEquals": {"aws:SourceAccount": account.account_id}},
             })
         if props.service_role_arns:
             statements.append({

@@ -10,12 +10,8 @@ import ipaddress
 import json
 from dataclasses import dataclass
 
-from cdktf import Fn, TerraformResourceLifecycle
+from cdktf import TerraformResourceLifecycle
 from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
-from cdktf_cdktf_provider_aws.data_aws_availability_zones import (
-    DataAwsAvailabilityZones,
-    DataAwsAvailabilityZonesFilter,
-)
 from cdktf_cdktf_provider_aws.data_aws_subnet import DataAwsSubnet
 from cdktf_cdktf_provider_aws.data_aws_vpc import DataAwsVpc
 from cdktf_cdktf_provider_aws.default_security_group import DefaultSecurityGroup
@@ -54,7 +50,8 @@ class ExistingVpcProps:
 class NetworkProps:
     name_prefix: str
     region: str
-    az_count: int
+    # Zone names, in order; subnet i of every tier goes to zone i.
+    availability_zones: tuple[str, ...]
     vpc_cidr: str
     nat_gateway_per_az: bool = True
     flow_logs: bool = True
@@ -106,12 +103,10 @@ class Network(Construct):
 
     def _create(self) -> None:
         p = self.props
-        zones = DataAwsAvailabilityZones(
-            self, "zones", state="available",
-            # Local Zones and Wavelength Zones lack services the deployment needs (EFS, RDS Multi-AZ).
-            filter=[DataAwsAvailabilityZonesFilter(name="opt-in-status", values=["opt-in-not-required"])],
-        )
-        self.availability_zones = [Fn.element(zones.names, i) for i in range(p.az_count)]
+        # Literal names, not a data-source lookup: a zone AWS adds or impairs can never shift
+        # the list and make Terraform replace subnets.
+        self.availability_zones = list(p.availability_zones)
+        az_count = len(p.availability_zones)
         vpc = Vpc(self, "vpc", cidr_block=p.vpc_cidr, enable_dns_support=True, enable_dns_hostnames=True,
                   tags={"Name": p.name_prefix})
         self.vpc_id = vpc.id
@@ -119,10 +114,10 @@ class Network(Construct):
         # The default group would otherwise allow all traffic between anything placed in it.
         DefaultSecurityGroup(self, "default-sg", vpc_id=vpc.id, ingress=[], egress=[],
                              tags={"Name": f"{p.name_prefix}-default-deny"})
-        cidrs = subnet_cidrs(p.vpc_cidr, p.az_count)
+        cidrs = subnet_cidrs(p.vpc_cidr, az_count)
         subnets: dict[str, list[Subnet]] = {tier: [] for tier in TIERS}
         for tier in TIERS:
-            for i in range(p.az_count):
+            for i in range(az_count):
                 subnets[tier].append(Subnet(
                     self, f"{tier}-{i}", vpc_id=vpc.id, cidr_block=cidrs[tier][i],
                     availability_zone=self.availability_zones[i],
@@ -140,7 +135,7 @@ class Network(Construct):
         for i, subnet in enumerate(subnets["public"]):
             RouteTableAssociation(self, f"public-{i}-routes", subnet_id=subnet.id, route_table_id=public_routes.id)
 
-        nat_count = p.az_count if p.nat_gateway_per_az else 1
+        nat_count = az_count if p.nat_gateway_per_az else 1
         nats = []
         for i in range(nat_count):
             eip = Eip(self, f"nat-{i}-ip", domain="vpc", tags={"Name": f"{p.name_prefix}-nat-{i + 1}"})
@@ -148,7 +143,7 @@ class Network(Construct):
                                    subnet_id=subnets["public"][i].id, tags={"Name": f"{p.name_prefix}-nat-{i + 1}"},
                                    depends_on=[igw]))
         private_route_tables = []
-        for i in range(p.az_count):
+        for i in range(az_count):
             # Each AZ's app subnet leaves through its own AZ's NAT gateway, so losing an AZ
             # does not cut the others off (with a single NAT, all share the first).
             routes = RouteTable(self, f"app-{i}-routes", vpc_id=vpc.id, tags={"Name": f"{p.name_prefix}-app-{i + 1}"})

@@ -2,7 +2,7 @@
 
 The user data is static (rendered at synth), so ids and addresses that exist only
 after deploy (EFS, access points, database, directory) travel this way. It holds no
-secrets: only the ARNs of the secrets the nodes may read.
+secret values, only the ARNs of the secrets the nodes may read.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ class NodeRuntimeConfigProps:
     db_secret_arn: str
     directory_dns_ips: list[str]
     directory_secret_arn: str
+    kms_key_arn: str
 
 
 class NodeRuntimeConfig(Construct):
@@ -32,7 +33,8 @@ class NodeRuntimeConfig(Construct):
     def __init__(self, scope: Construct, id_: str, props: NodeRuntimeConfigProps):
         super().__init__(scope, id_)
         parameter = SsmParameter(
-            self, "parameter", name=props.name, type="String", tier="Standard",
+            # No secret inside, but it maps the estate (hosts, ids), so it is encrypted like one.
+            self, "parameter", name=props.name, type="SecureString", key_id=props.kms_key_arn, tier="Standard",
             description="Deploy-time values for the WSO2 OB IAM node bootstrap (no secrets)",
             value=Fn.jsonencode({
                 "efs_file_system_id": props.efs_file_system_id,
