@@ -16,11 +16,12 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CHECKPOINT_DISABLE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup synth test lint pytest bench lock clean
+.PHONY: help setup synth test lint pytest checkov bench lock clean
 
 help:
 	@echo "make synth   set up, then synthesize every environment into cdktf.out/"
 	@echo "make test    set up, then lint and run the whole test suite"
+	@echo "make checkov synthesize, then run the checkov gate (checkov-skips.yaml) over cdktf.out"
 	@echo "make bench   measure synth and test time against the provider-load floor"
 	@echo "make lock    re-resolve requirements*.lock from pyproject.toml / requirements-checkov.in"
 	@echo "make clean   remove venvs, node_modules and build output"
@@ -55,6 +56,9 @@ pytest: setup
 	$(PY) -m pytest
 
 test: lint pytest
+
+checkov: synth
+	$(PY) -m obiam.checkov_gate --outdir cdktf.out
 
 bench: setup
 	$(PY) tools/bench.py
