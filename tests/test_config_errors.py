@@ -10,32 +10,12 @@ from typing import Any
 
 import pytest
 import yaml
+from configs import MINIMAL, with_values
 
 from conftest import ROOT
 from obiam.environments import ConfigError, load_all, load_environment, parse_environment
 
 SOURCE = "environments/prod.yaml"
-MINIMAL: dict[str, Any] = {
-    "product": {"pack_s3_uri": "s3://example-bank-wso2/wso2-obiam-3.0.0.zip"},
-    "load_balancer": {
-        "hostname": "iam.bank.example.com",
-        "certificate_arn": "arn:aws:acm:eu-west-2:111111111111:certificate/0b7c2d6e-4a1f-4c3e-9d2b-5e6f7a8b9c0d",
-    },
-    "tags": {"owner": "identity-platform", "cost_center": "CC-1"},
-    "state": {"bucket": "example-bank-tfstate"},
-}
-
-
-def with_values(**sections: dict[str, Any] | Any) -> dict[str, Any]:
-    data = copy.deepcopy(MINIMAL)
-    for key, value in sections.items():
-        if isinstance(value, dict) and isinstance(data.get(key), dict):
-            data[key] = {**data[key], **value}
-        else:
-            data[key] = value
-    return data
-
-
 def problems(data: dict[str, Any], name: str = "prod") -> list[str]:
     with pytest.raises(ConfigError) as caught:
         parse_environment(name, data, SOURCE)

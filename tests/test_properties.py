@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from configs import with_values
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -28,26 +29,7 @@ settings.register_profile("explore", deadline=None, max_examples=200,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
-BASE: dict[str, Any] = {
-    "product": {"pack_s3_uri": "s3://example-bank-wso2/wso2-obiam-3.0.0.zip"},
-    "load_balancer": {
-        "hostname": "iam.bank.example.com",
-        "certificate_arn": "arn:aws:acm:eu-west-2:111111111111:certificate/0b7c2d6e-4a1f-4c3e-9d2b-5e6f7a8b9c0d",
-    },
-    "tags": {"owner": "identity-platform", "cost_center": "CC-1"},
-    "state": {"bucket": "example-bank-tfstate"},
-}
 SMALL_AND_UNKNOWN = ["t3.micro", "t3.small", "c5.xlarge9", "x9.huge"]
-
-
-def merged(changes: dict[str, Any]) -> dict[str, Any]:
-    data = copy.deepcopy(BASE)
-    for key, value in changes.items():
-        if isinstance(value, dict) and isinstance(data.get(key), dict):
-            data[key] = {**data[key], **value}
-        else:
-            data[key] = value
-    return data
 
 
 # --- any config: ConfigError or a valid environment, never another exception -------------------
@@ -85,7 +67,7 @@ perturbations = st.fixed_dictionaries({}, optional={
 @given(changes=perturbations)
 def test_any_config_is_accepted_or_rejected_with_config_error(changes: dict[str, Any]) -> None:
     try:
-        environment = parse_environment("generated", merged(changes), "generated.yaml")
+        environment = parse_environment("generated", with_values(changes), "generated.yaml")
     except ConfigError as error:
         assert error.problems and all(p.startswith("generated.yaml: ") for p in error.problems)
         return
@@ -135,7 +117,7 @@ def valid_configs(draw: st.DrawFn) -> dict[str, Any]:
         config["observability"] = {"log_retention_days": draw(st.sampled_from([7, 30, 365]))}
         config["database"].update(performance_insights=draw(st.booleans()),
                                   monitoring_interval=draw(st.sampled_from([0, 60])))
-    return merged(config)
+    return with_values(config)
 
 
 def zone_of(stack: dict[str, Any], subnet_ref: str) -> str:

@@ -1,0 +1,27 @@
+"""A minimal valid environment config, and a way to vary it, for config-level tests."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+MINIMAL: dict[str, Any] = {
+    "product": {"pack_s3_uri": "s3://example-bank-wso2/wso2-obiam-3.0.0.zip"},
+    "load_balancer": {
+        "hostname": "iam.bank.example.com",
+        "certificate_arn": "arn:aws:acm:eu-west-2:111111111111:certificate/0b7c2d6e-4a1f-4c3e-9d2b-5e6f7a8b9c0d",
+    },
+    "tags": {"owner": "identity-platform", "cost_center": "CC-1"},
+    "state": {"bucket": "example-bank-tfstate"},
+}
+
+
+def with_values(changes: dict[str, Any] | None = None, **sections: Any) -> dict[str, Any]:
+    """MINIMAL with sections replaced, or merged one level deep when both sides are mappings."""
+    data = copy.deepcopy(MINIMAL)
+    for key, value in {**(changes or {}), **sections}.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    return data
