@@ -4,3 +4,8 @@ Each takes a small typed props object, defaults to the secure choice, and
 exposes what the next construct needs. None of them reads files or environment
 variables: the stack passes everything in.
 """
+
+from ob_iam import provider_package
+
+# Before any construct module imports a provider resource module.
+provider_package.install()
