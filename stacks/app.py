@@ -70,6 +70,27 @@ def synthesize(environments: Sequence[Environment], outdir: Path) -> None:
         raise SynthError(_first_paragraph(error)) from error
 
 
+def release_jsii_runtime() -> None:
+    """Ends the jsii node process now instead of through its graceful exit.
+
+    At interpreter exit jsii asks node to exit and waits ~3 s while it tears down the
+    455 MB provider assembly. Once every stack is written nothing in node is needed, so
+    the process is closed and killed, and jsii's own stop() then only tidies its pipes
+    and temp directory. Call it once, last: no cdktf object works afterwards. Relies on
+    jsii 1.142's ProcessProvider (pinned; tests/test_stack_foundation.py covers it).
+    """
+    from jsii._runtime import kernel
+
+    node = kernel.provider._process
+    child = node._process
+    if child.poll() is None:
+        assert child.stdin is not None
+        child.stdin.close()
+        child.kill()
+        child.wait(timeout=10)
+    node.stop()
+
+
 def _replace_directory(new: Path, target: Path) -> None:
     old = target.with_name(f".{target.name}.old")
     shutil.rmtree(old, ignore_errors=True)
@@ -139,7 +160,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ConfigError([f"{ephemeral.CREATED_AT_VARIABLE} = {created_raw!r}: allowed: an ISO 8601 "
                                "timestamp such as 2026-11-24T10:00:00Z, or Unix seconds"]) from None
         selected = select(load_all(args.environments_dir, ROOT), args.environments, branch, created)
-        synthesize(selected, args.outdir)
+        try:
+            synthesize(selected, args.outdir)
+        finally:
+            release_jsii_runtime()
     except ConfigError as error:
         print(f"Configuration error ({len(error.problems)} problem(s)); nothing was synthesized:", file=sys.stderr)
         print(str(error), file=sys.stderr)
