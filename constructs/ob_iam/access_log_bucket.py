@@ -52,24 +52,26 @@ class AccessLogBucket(Construct):
         super().__init__(scope, id_)
         bucket = S3Bucket(self, "bucket", bucket=props.bucket_name, force_destroy=props.force_destroy,
                           lifecycle=TerraformResourceLifecycle(prevent_destroy=props.prevent_destroy))
+        # One jsii round trip per attribute, however many resources use it.
+        bucket_id, bucket_arn = bucket.id, bucket.arn
         self.bucket = bucket
         self.name = bucket.bucket
         self.prefix = LOG_PREFIX
-        S3BucketPublicAccessBlock(self, "public-access", bucket=bucket.id, block_public_acls=True,
+        S3BucketPublicAccessBlock(self, "public-access", bucket=bucket_id, block_public_acls=True,
                                   block_public_policy=True, ignore_public_acls=True, restrict_public_buckets=True)
-        S3BucketOwnershipControls(self, "ownership", bucket=bucket.id,
+        S3BucketOwnershipControls(self, "ownership", bucket=bucket_id,
                                   rule=S3BucketOwnershipControlsRule(object_ownership="BucketOwnerEnforced"))
-        S3BucketVersioningA(self, "versioning", bucket=bucket.id,
+        S3BucketVersioningA(self, "versioning", bucket=bucket_id,
                             versioning_configuration=S3BucketVersioningVersioningConfiguration(status="Enabled"))
         # ALB log delivery supports only SSE-S3: a KMS-encrypted bucket silently receives no logs.
         S3BucketServerSideEncryptionConfigurationA(
-            self, "encryption", bucket=bucket.id,
+            self, "encryption", bucket=bucket_id,
             rule=[S3BucketServerSideEncryptionConfigurationRuleA(
                 apply_server_side_encryption_by_default=(
                     S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA(
                         sse_algorithm="AES256")))])
         S3BucketLifecycleConfiguration(
-            self, "retention", bucket=bucket.id,
+            self, "retention", bucket=bucket_id,
             rule=[S3BucketLifecycleConfigurationRule(
                 id="expire-access-logs", status="Enabled",
                 filter=[S3BucketLifecycleConfigurationRuleFilter(prefix="")],
@@ -80,12 +82,12 @@ class AccessLogBucket(Construct):
                     S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(days_after_initiation=7)],
             )])
         elb_account = DataAwsElbServiceAccount(self, "elb-account")
-        log_objects = f"{bucket.arn}/{LOG_PREFIX}/AWSLogs/{account.account_id}/*"
-        S3BucketPolicy(self, "policy", bucket=bucket.id, policy=json.dumps({
+        log_objects = f"{bucket_arn}/{LOG_PREFIX}/AWSLogs/{account.account_id}/*"
+        S3BucketPolicy(self, "policy", bucket=bucket_id, policy=json.dumps({
             "Version": "2012-10-17",
             "Statement": [
                 {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
-                 "Resource": [bucket.arn, f"{bucket.arn}/*"],
+                 "Resource": [bucket_arn, f"{bucket_arn}/*"],
                  "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
                 # Regions before August 2022 deliver as the regional ELB account, later ones as the
                 # log-delivery service principal; allowing both keeps the bucket region-agnostic.

@@ -44,17 +44,18 @@ class ArtifactFileSystem(Construct):
         fs = EfsFileSystem(self, "fs", creation_token=props.name, encrypted=True, kms_key_id=props.kms_key_arn,
                            performance_mode="generalPurpose", throughput_mode="elastic",
                            tags={"Name": props.name}, lifecycle=protect)
-        self.file_system_id = fs.id
+        # One jsii round trip per attribute, however many resources use it.
+        fs_id = self.file_system_id = fs.id
         self.arn = fs.arn
-        EfsBackupPolicy(self, "backups", file_system_id=fs.id,
+        EfsBackupPolicy(self, "backups", file_system_id=fs_id,
                         backup_policy=EfsBackupPolicyBackupPolicy(status="ENABLED"))
         sg = SecurityGroup(self, "sg", name=f"{props.name}-nfs", vpc_id=props.vpc_id,
                            description="NFS to the artifact file system, from the IAM nodes only",
                            tags={"Name": f"{props.name}-nfs"})
-        self.security_group_id = sg.id
+        sg_id = self.security_group_id = sg.id
         self.mount_target_ids = [
-            EfsMountTarget(self, f"mount-{i}", file_system_id=fs.id, subnet_id=subnet,
-                           security_groups=[sg.id]).id
+            EfsMountTarget(self, f"mount-{i}", file_system_id=fs_id, subnet_id=subnet,
+                           security_groups=[sg_id]).id
             for i, subnet in enumerate(props.subnet_ids)
         ]
         self.access_point_ids: dict[str, str] = {}
@@ -62,7 +63,7 @@ class ArtifactFileSystem(Construct):
         for directory in (*props.directories, CONTROL_ACCESS_POINT):
             # Every node writes as the same WSO2 user, whatever uid the client claims.
             point = EfsAccessPoint(
-                self, f"ap-{directory}", file_system_id=fs.id, tags={"Name": f"{props.name}-{directory}"},
+                self, f"ap-{directory}", file_system_id=fs_id, tags={"Name": f"{props.name}-{directory}"},
                 posix_user=EfsAccessPointPosixUser(uid=props.posix_uid, gid=props.posix_uid),
                 root_directory=EfsAccessPointRootDirectory(
                     path=f"/wso2/{directory}",

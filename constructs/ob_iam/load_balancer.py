@@ -62,10 +62,11 @@ class LoadBalancer(Construct):
         sg = SecurityGroup(self, "sg", name=props.security_group_name, vpc_id=props.vpc_id,
                            description="Internet to the OB IAM load balancer: HTTPS, and HTTP only to redirect",
                            tags={"Name": props.security_group_name})
-        self.security_group_id = sg.id
+        # One jsii round trip per attribute, however many resources use it.
+        sg_id = self.security_group_id = sg.id
         for i, cidr in enumerate(props.ingress_cidrs):
             for port, what in ((443, "HTTPS"), (80, "HTTP, answered with a redirect to HTTPS")):
-                VpcSecurityGroupIngressRule(self, f"ingress-{port}-{i}", security_group_id=sg.id, cidr_ipv4=cidr,
+                VpcSecurityGroupIngressRule(self, f"ingress-{port}-{i}", security_group_id=sg_id, cidr_ipv4=cidr,
                                             ip_protocol="tcp", from_port=port, to_port=port, description=what)
 
         access_logs = None
@@ -73,13 +74,13 @@ class LoadBalancer(Construct):
             access_logs = LbAccessLogs(bucket=props.access_log_bucket, prefix=props.access_log_prefix, enabled=True)
         self.alb = Lb(
             self, "alb", name=props.name, load_balancer_type="application", internal=props.internal,
-            subnets=props.subnet_ids, security_groups=[sg.id],
+            subnets=props.subnet_ids, security_groups=[sg_id],
             # Requests with malformed headers never reach WSO2 (request-smuggling defence).
             drop_invalid_header_fields=True, desync_mitigation_mode="strictest",
             enable_deletion_protection=props.deletion_protection, idle_timeout=props.idle_timeout,
             enable_http2=True, access_logs=access_logs,
         )
-        self.arn = self.alb.arn
+        self.arn = alb_arn = self.alb.arn
         self.arn_suffix = self.alb.arn_suffix
         self.dns_name = self.alb.dns_name
         self.zone_id = self.alb.zone_id
@@ -101,7 +102,7 @@ class LoadBalancer(Construct):
         self.target_group_arn_suffix = self.target_group.arn_suffix
 
         https = LbListener(
-            self, "https", load_balancer_arn=self.alb.arn, port=443, protocol="HTTPS",
+            self, "https", load_balancer_arn=alb_arn, port=443, protocol="HTTPS",
             certificate_arn=props.certificate_arn, ssl_policy=props.ssl_policy,
             mutual_authentication=(LbListenerMutualAuthentication(mode="passthrough")
                                    if props.mutual_tls_passthrough else None),
@@ -109,7 +110,7 @@ class LoadBalancer(Construct):
         )
         self.https_listener_arn = https.arn
         LbListener(
-            self, "http", load_balancer_arn=self.alb.arn, port=80, protocol="HTTP",
+            self, "http", load_balancer_arn=alb_arn, port=80, protocol="HTTP",
             default_action=[LbListenerDefaultAction(type="redirect", redirect=LbListenerDefaultActionRedirect(
                 protocol="HTTPS", port="443", status_code="HTTP_301"))],
         )

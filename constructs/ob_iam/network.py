@@ -109,76 +109,78 @@ class Network(Construct):
         az_count = len(p.availability_zones)
         vpc = Vpc(self, "vpc", cidr_block=p.vpc_cidr, enable_dns_support=True, enable_dns_hostnames=True,
                   tags={"Name": p.name_prefix})
-        self.vpc_id = vpc.id
+        # Each attribute read is a round trip to the jsii runtime: read tokens once, reuse them.
+        vpc_id = self.vpc_id = vpc.id
         self.vpc_cidr = vpc.cidr_block
         # The default group would otherwise allow all traffic between anything placed in it.
-        DefaultSecurityGroup(self, "default-sg", vpc_id=vpc.id, ingress=[], egress=[],
+        DefaultSecurityGroup(self, "default-sg", vpc_id=vpc_id, ingress=[], egress=[],
                              tags={"Name": f"{p.name_prefix}-default-deny"})
         cidrs = subnet_cidrs(p.vpc_cidr, az_count)
-        subnets: dict[str, list[Subnet]] = {tier: [] for tier in TIERS}
+        subnet_ids: dict[str, list[str]] = {tier: [] for tier in TIERS}
         for tier in TIERS:
             for i in range(az_count):
-                subnets[tier].append(Subnet(
-                    self, f"{tier}-{i}", vpc_id=vpc.id, cidr_block=cidrs[tier][i],
+                subnet_ids[tier].append(Subnet(
+                    self, f"{tier}-{i}", vpc_id=vpc_id, cidr_block=cidrs[tier][i],
                     availability_zone=self.availability_zones[i],
                     map_public_ip_on_launch=False,
                     tags={"Name": f"{p.name_prefix}-{tier}-{i + 1}", "obiam:tier": tier, "obiam:az-index": str(i)},
-                ))
-        self.public_subnet_ids = [s.id for s in subnets["public"]]
-        self.app_subnet_ids = [s.id for s in subnets["app"]]
-        self.data_subnet_ids = [s.id for s in subnets["data"]]
+                ).id)
+        self.public_subnet_ids = subnet_ids["public"]
+        self.app_subnet_ids = subnet_ids["app"]
+        self.data_subnet_ids = subnet_ids["data"]
 
-        igw = InternetGateway(self, "igw", vpc_id=vpc.id, tags={"Name": p.name_prefix})
-        public_routes = RouteTable(self, "public-routes", vpc_id=vpc.id, tags={"Name": f"{p.name_prefix}-public"})
-        Route(self, "public-default", route_table_id=public_routes.id, destination_cidr_block="0.0.0.0/0",
+        igw = InternetGateway(self, "igw", vpc_id=vpc_id, tags={"Name": p.name_prefix})
+        public_routes = RouteTable(self, "public-routes", vpc_id=vpc_id,
+                                   tags={"Name": f"{p.name_prefix}-public"}).id
+        Route(self, "public-default", route_table_id=public_routes, destination_cidr_block="0.0.0.0/0",
               gateway_id=igw.id)
-        for i, subnet in enumerate(subnets["public"]):
-            RouteTableAssociation(self, f"public-{i}-routes", subnet_id=subnet.id, route_table_id=public_routes.id)
+        for i, subnet_id in enumerate(self.public_subnet_ids):
+            RouteTableAssociation(self, f"public-{i}-routes", subnet_id=subnet_id, route_table_id=public_routes)
 
         nat_count = az_count if p.nat_gateway_per_az else 1
         nats = []
         for i in range(nat_count):
             eip = Eip(self, f"nat-{i}-ip", domain="vpc", tags={"Name": f"{p.name_prefix}-nat-{i + 1}"})
             nats.append(NatGateway(self, f"nat-{i}", allocation_id=eip.allocation_id,
-                                   subnet_id=subnets["public"][i].id, tags={"Name": f"{p.name_prefix}-nat-{i + 1}"},
-                                   depends_on=[igw]))
+                                   subnet_id=self.public_subnet_ids[i], tags={"Name": f"{p.name_prefix}-nat-{i + 1}"},
+                                   depends_on=[igw]).id)
         private_route_tables = []
         for i in range(az_count):
             # Each AZ's app subnet leaves through its own AZ's NAT gateway, so losing an AZ
             # does not cut the others off (with a single NAT, all share the first).
-            routes = RouteTable(self, f"app-{i}-routes", vpc_id=vpc.id, tags={"Name": f"{p.name_prefix}-app-{i + 1}"})
-            Route(self, f"app-{i}-default", route_table_id=routes.id, destination_cidr_block="0.0.0.0/0",
-                  nat_gateway_id=nats[i if p.nat_gateway_per_az else 0].id)
-            RouteTableAssociation(self, f"app-{i}-assoc", subnet_id=subnets["app"][i].id, route_table_id=routes.id)
+            routes = RouteTable(self, f"app-{i}-routes", vpc_id=vpc_id,
+                                tags={"Name": f"{p.name_prefix}-app-{i + 1}"}).id
+            Route(self, f"app-{i}-default", route_table_id=routes, destination_cidr_block="0.0.0.0/0",
+                  nat_gateway_id=nats[i if p.nat_gateway_per_az else 0])
+            RouteTableAssociation(self, f"app-{i}-assoc", subnet_id=self.app_subnet_ids[i], route_table_id=routes)
             private_route_tables.append(routes)
         # Data subnets (RDS, EFS, directory) have no route out of the VPC at all.
-        data_routes = RouteTable(self, "data-routes", vpc_id=vpc.id, tags={"Name": f"{p.name_prefix}-data"})
-        for i, subnet in enumerate(subnets["data"]):
-            RouteTableAssociation(self, f"data-{i}-assoc", subnet_id=subnet.id, route_table_id=data_routes.id)
+        data_routes = RouteTable(self, "data-routes", vpc_id=vpc_id, tags={"Name": f"{p.name_prefix}-data"}).id
+        for i, subnet_id in enumerate(self.data_subnet_ids):
+            RouteTableAssociation(self, f"data-{i}-assoc", subnet_id=subnet_id, route_table_id=data_routes)
 
-        VpcEndpoint(self, "s3-endpoint", vpc_id=vpc.id, service_name=f"com.amazonaws.{p.region}.s3",
-                    vpc_endpoint_type="Gateway",
-                    route_table_ids=[r.id for r in private_route_tables] + [data_routes.id],
+        VpcEndpoint(self, "s3-endpoint", vpc_id=vpc_id, service_name=f"com.amazonaws.{p.region}.s3",
+                    vpc_endpoint_type="Gateway", route_table_ids=[*private_route_tables, data_routes],
                     tags={"Name": f"{p.name_prefix}-s3"})
-        endpoint_sg = SecurityGroup(self, "endpoints-sg", name=f"{p.name_prefix}-endpoints", vpc_id=vpc.id,
+        endpoint_sg = SecurityGroup(self, "endpoints-sg", name=f"{p.name_prefix}-endpoints", vpc_id=vpc_id,
                                     description="HTTPS from inside the VPC to AWS service endpoints",
-                                    tags={"Name": f"{p.name_prefix}-endpoints"})
-        VpcSecurityGroupIngressRule(self, "endpoints-https", security_group_id=endpoint_sg.id,
+                                    tags={"Name": f"{p.name_prefix}-endpoints"}).id
+        VpcSecurityGroupIngressRule(self, "endpoints-https", security_group_id=endpoint_sg,
                                     cidr_ipv4=p.vpc_cidr, ip_protocol="tcp", from_port=443, to_port=443,
                                     description="HTTPS from the VPC")
         for service in INTERFACE_ENDPOINTS:
-            VpcEndpoint(self, f"{service}-endpoint", vpc_id=vpc.id,
+            VpcEndpoint(self, f"{service}-endpoint", vpc_id=vpc_id,
                         service_name=f"com.amazonaws.{p.region}.{service}", vpc_endpoint_type="Interface",
                         private_dns_enabled=True, subnet_ids=self.app_subnet_ids,
-                        security_group_ids=[endpoint_sg.id], tags={"Name": f"{p.name_prefix}-{service}"})
+                        security_group_ids=[endpoint_sg], tags={"Name": f"{p.name_prefix}-{service}"})
         if p.flow_logs:
-            self._flow_logs(vpc)
+            self._flow_logs(vpc_id)
 
-    def _flow_logs(self, vpc: Vpc) -> None:
+    def _flow_logs(self, vpc_id: str) -> None:
         p = self.props
-        group = CloudwatchLogGroup(self, "flow-logs", name=p.flow_log_group_name,
-                                   retention_in_days=p.log_retention_days, kms_key_id=p.logs_kms_key_arn,
-                                   lifecycle=TerraformResourceLifecycle(prevent_destroy=p.prevent_destroy))
+        group_arn = CloudwatchLogGroup(self, "flow-logs", name=p.flow_log_group_name,
+                                       retention_in_days=p.log_retention_days, kms_key_id=p.logs_kms_key_arn,
+                                       lifecycle=TerraformResourceLifecycle(prevent_destroy=p.prevent_destroy)).arn
         role = IamRole(self, "flow-logs-role", name=f"{p.name_prefix}-flow-logs",
                        assume_role_policy=json.dumps({"Version": "2012-10-17", "Statement": [{
                            "Effect": "Allow", "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
@@ -187,6 +189,6 @@ class Network(Construct):
                       policy=json.dumps({"Version": "2012-10-17", "Statement": [{
                           "Effect": "Allow",
                           "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-                          "Resource": f"{group.arn}:*"}]}))
-        FlowLog(self, "flow-log", vpc_id=vpc.id, traffic_type="ALL", log_destination_type="cloud-watch-logs",
-                log_destination=group.arn, iam_role_arn=role.arn, max_aggregation_interval=60)
+                          "Resource": f"{group_arn}:*"}]}))
+        FlowLog(self, "flow-log", vpc_id=vpc_id, traffic_type="ALL", log_destination_type="cloud-watch-logs",
+                log_destination=group_arn, iam_role_arn=role.arn, max_aggregation_interval=60)

@@ -91,13 +91,14 @@ class NodeGroup(Construct):
         super().__init__(scope, id_)
         sg = SecurityGroup(self, "sg", name=props.security_group_name, vpc_id=props.vpc_id,
                            description="WSO2 OB IAM nodes", tags={"Name": props.security_group_name})
-        self.security_group_id = sg.id
+        # One jsii round trip per attribute, however many resources use it.
+        sg_id = self.security_group_id = sg.id
         # Cache-invalidation messages between members, and nothing else, travel node to node.
-        allow(self, "cluster", source_security_group_id=sg.id, target_security_group_id=sg.id,
+        allow(self, "cluster", source_security_group_id=sg_id, target_security_group_id=sg_id,
               port=props.cluster_port, description="Hazelcast cluster membership and messages between nodes")
         # AWS APIs (through the VPC endpoints or NAT), the product pack and OS packages. Other
         # egress (database, EFS, directory) is added as rules to those groups only.
-        VpcSecurityGroupEgressRule(self, "egress-https", security_group_id=sg.id, cidr_ipv4="0.0.0.0/0",
+        VpcSecurityGroupEgressRule(self, "egress-https", security_group_id=sg_id, cidr_ipv4="0.0.0.0/0",
                                    ip_protocol="tcp", from_port=443, to_port=443,
                                    description="HTTPS to AWS APIs and package repositories")
 
@@ -118,7 +119,7 @@ class NodeGroup(Construct):
             iam_instance_profile=LaunchTemplateIamInstanceProfile(arn=profile.arn),
             network_interfaces=[LaunchTemplateNetworkInterfaces(
                 device_index=0, associate_public_ip_address="false", delete_on_termination="true",
-                security_groups=[sg.id])],
+                security_groups=[sg_id])],
             metadata_options=LaunchTemplateMetadataOptions(
                 http_endpoint="enabled", http_tokens=props.metadata_http_tokens,
                 # One hop: the metadata token never reaches a container or a forwarded request.
