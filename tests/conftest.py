@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ENVIRONMENTS_DIR = ROOT / "environments"
 EPHEMERAL_BRANCH = "feature/JIRA-123-login-page"
 EPHEMERAL_CREATED_AT = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
+CHECKOV_TEST = "test_security_gates.py::test_checkov_accepts_nothing_outside_the_reviewed_skip_file"
 
 
 def load_repo_environments() -> dict[str, Environment]:
@@ -45,6 +46,7 @@ class Synth:
 
     outdir: Path
     environments: dict[str, Environment]
+    checkov: subprocess.Popen[str] | None = None
     _cache: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
@@ -91,13 +93,25 @@ def second_checkout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Second
 
 
 @pytest.fixture(scope="session")
-def synth(tmp_path_factory: pytest.TempPathFactory, environments: dict[str, Environment],
-          second_checkout: SecondCheckout) -> Iterator[Synth]:
-    from stacks.app import synthesize
+def synth(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+          environments: dict[str, Environment], second_checkout: SecondCheckout) -> Iterator[Synth]:
+    from obiam import checkov_gate
+    from stacks.app import release_jsii_runtime, synthesize
 
     outdir = tmp_path_factory.mktemp("synth") / "cdktf.out"
     synthesize(list(environments.values()), outdir)
-    yield Synth(outdir=outdir, environments=environments)
+    result = Synth(outdir=outdir, environments=environments)
+    # checkov reads the stacks in its own process; started now, it runs on the other core
+    # while the rest of the suite inspects JSON (tests/test_security_gates.py collects it).
+    if any(CHECKOV_TEST in item.nodeid for item in request.session.items):
+        result.checkov = checkov_gate.start({n: result.path(n) for n in environments},
+                                            tmp_path_factory.mktemp("checkov"))
+    yield result
+    if result.checkov is not None and result.checkov.poll() is None:
+        result.checkov.kill()
+        result.checkov.communicate()
+    # Session fixtures tear down in reverse order, so every synthesis is done by now.
+    release_jsii_runtime()
 
 
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {

@@ -141,7 +141,7 @@ def assert_mission_invariants(stack: dict[str, Any]) -> None:
     assert only(stack, "aws_launch_template")["network_interfaces"][0]["associate_public_ip_address"] == "false"
 
 
-@settings(max_examples=20)
+@settings(max_examples=10)
 @given(data=valid_configs())
 def test_valid_configs_synthesize_and_keep_the_mission_invariants(data: dict[str, Any], synth: Any,
                                                                   tmp_path_factory: pytest.TempPathFactory) -> None:

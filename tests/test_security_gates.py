@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,21 +17,10 @@ from tfjson import as_list, only, policy_statements, resources
 pytestmark = pytest.mark.synth
 
 
-@pytest.fixture(scope="session")
-def checkov_run(synth: Synth, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    # Started when first requested and collected by the test, so checkov's ~3 s overlap
-    # with whatever runs in between on the other core.
-    stacks = {name: synth.path(name) for name in synth.environments}
+def test_checkov_accepts_nothing_outside_the_reviewed_skip_file(synth: Synth) -> None:
+    assert synth.checkov is not None, "the session synth starts checkov when this test is selected"
     tiers = {name: environment.config.tier for name, environment in synth.environments.items()}
-    process = checkov_gate.start(stacks, tmp_path_factory.mktemp("checkov"))
-    yield lambda: checkov_gate.collect(process, tiers, checkov_gate.load_skips())
-    if process.poll() is None:
-        process.kill()
-        process.communicate()
-
-
-def test_checkov_accepts_nothing_outside_the_reviewed_skip_file(checkov_run: Any) -> None:
-    result = checkov_run()
+    result = checkov_gate.collect(synth.checkov, tiers, checkov_gate.load_skips())
     assert result.passed > 500
     assert result.ok, "\n".join(checkov_gate.report_lines(result))
 

@@ -93,20 +93,12 @@ def tree(directory: Path) -> dict[str, bytes]:
     return {p.relative_to(directory).as_posix(): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
 
 
-def test_synthesizing_again_elsewhere_gives_identical_bytes(synth: Synth, tmp_path: Path,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    from stacks.app import synthesize
-
-    monkeypatch.chdir(tmp_path)
-    again = tmp_path / "elsewhere" / "cdktf.out"
-    synthesize(list(synth.environments.values()), again)
-    assert tree(again) == tree(synth.outdir)
-
-
 def test_a_second_checkout_at_another_path_synthesizes_identical_bytes(synth: Synth,
                                                                        second_checkout: SecondCheckout) -> None:
     _, stderr = second_checkout.process.communicate(timeout=300)
     assert second_checkout.process.returncode == 0, stderr
+    # main.py ends the jsii runtime itself (release_jsii_runtime); nothing may complain at exit.
+    assert stderr == ""
     # The session's synth also holds an ephemeral stack, so its manifest lists one more stack.
     ours = {k: v for k, v in tree(synth.outdir).items() if "/eph-" not in k and k != "manifest.json"}
     theirs = tree(second_checkout.path / "cdktf.out")
@@ -135,3 +127,4 @@ def test_ephemeral_template_is_not_synthesized_on_its_own() -> None:
     assert "ephemeral" not in {e.name for e in chosen}
     with pytest.raises(ConfigError):
         select(environments, ["ephemeral"], None, None)
+
