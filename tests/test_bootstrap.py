@@ -160,3 +160,25 @@ def test_values_that_could_escape_a_shell_string_are_refused(environments: dict[
     with pytest.raises(ValueError, match="unsafe in shell/TOML"):
         bootstrap._refuse_unsafe_values(type(settings)(**{**vars(settings), "hostname": 'x"; rm -rf / #'}))
 
+
+
+def test_no_pipeline_stops_reading_early_under_pipefail(stack: dict[str, Any]) -> None:
+    # `cmd | head -1` (or grep -q) closes the pipe early; under `set -o pipefail` the SIGPIPE
+    # it sends `cmd` fails the pipeline and `set -e` aborts the boot, depending on timing.
+    script = user_data(stack)
+    assert "set -euo pipefail" in script
+    for line in script.splitlines():
+        if line.lstrip().startswith("#"):
+            continue
+        assert not re.search(r"\|\s*(head|grep -q)\b", line), line
+
+
+@pytest.mark.parametrize("password", ['plain', 'with "quotes"', "back\\slash", "$HOME and `id`", "end\\"])
+def test_secrets_are_quoted_for_the_systemd_environment_file(cheapest: dict[str, Any], password: str) -> None:
+    # Run the script's own systemd_quote in bash, then undo systemd's double-quote escapes.
+    (function,) = [line for line in user_data(cheapest).splitlines() if line.startswith("systemd_quote()")]
+    out = subprocess.run(["bash", "-c", f'{function}\nsystemd_quote "$1"', "_", password], capture_output=True,
+                         text=True, check=True).stdout
+    assert out.startswith('"') and out.endswith('"')
+    assert re.sub(r"\\(.)", r"\1", out[1:-1]) == password
+    assert '"' not in re.sub(r"\\.", "", out[1:-1]), "an unescaped quote would end the value early"
