@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from obiam import ephemeral
+from obiam.ops.cli import register as register_operations
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Operations for WSO2 Open Banking IAM on AWS.")
@@ -26,6 +27,9 @@ def ephemeral_name(branch: Annotated[str, typer.Option(help="branch or PR ref, e
     except ValueError as error:
         typer.echo(f"obiam ephemeral name: {error}", err=True)
         raise typer.Exit(2) from None
+
+
+register_operations(app)
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""Operations around `cdktf deploy`: bootstrap-state, preflight, verify, reap (boto3)."""

@@ -1,0 +1,89 @@
+"""`obiam preflight`: is the target account ready for this environment? Checked before a deploy."""
+
+from __future__ import annotations
+
+import boto3
+
+from obiam import instance_types
+from obiam.environments import Environment
+from obiam.ops.aws import client, lookup
+from obiam.ops.output import Check
+
+
+def _s3_location(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return bucket, key
+
+
+def preflight(aws: boto3.session.Session, environment: Environment, region: str) -> list[Check]:
+    config = environment.config
+    ec2 = client(aws, "ec2", region)
+    checks: list[Check] = []
+
+    zones = ec2.describe_availability_zones(Filters=[{"Name": "state", "Values": ["available"]}])
+    available = sorted(z["ZoneName"] for z in zones["AvailabilityZones"]
+                       if z.get("OptInStatus", "opt-in-not-required") == "opt-in-not-required")
+    wanted = config.zone_names if config.availability_zones or config.network.existing_vpc is None else []
+    missing = [z for z in wanted if z not in available]
+    checks.append(Check(
+        "availability zones",
+        len(available) >= config.availability_zone_count and not missing,
+        f"{region} has {len(available)} available ({', '.join(available)}); the environment needs "
+        f"{config.availability_zone_count}" + (f"; missing {', '.join(missing)}" if missing else "")))
+
+    instance_type = config.nodes.instance_type
+    offered = lookup(lambda: ec2.describe_instance_types(InstanceTypes=[instance_type])["InstanceTypes"],
+                     missing={"InvalidInstanceType"}) or []
+    if not offered:
+        checks.append(Check("instance type", False, f"{instance_type} is not offered in {region}"))
+    else:
+        memory = offered[0]["MemoryInfo"]["SizeInMiB"]
+        checks.append(Check("instance type", memory >= instance_types.MIN_NODE_MEMORY_MIB,
+                            f"{instance_type} has {memory} MiB (WSO2 needs at least 4096)"))
+
+    ami = config.nodes.ami
+    if ami.id:
+        images = lookup(lambda: ec2.describe_images(ImageIds=[ami.id])["Images"],
+                        missing={"InvalidAMIID.NotFound", "InvalidAMIID.Malformed"}) or []
+        checks.append(Check("AMI", bool(images) and images[0].get("State") == "available",
+                            f"{ami.id} " + (f"is {images[0].get('State')}" if images else "not found")))
+    else:
+        ssm = client(aws, "ssm", region)
+        parameter = lookup(lambda: ssm.get_parameter(Name=ami.ssm_parameter)["Parameter"],
+                           missing={"ParameterNotFound"})
+        checks.append(Check("AMI", parameter is not None,
+                            f"{ami.ssm_parameter} -> {parameter['Value']}" if parameter
+                            else f"SSM parameter {ami.ssm_parameter} not found"))
+
+    acm = client(aws, "acm", region)
+    arn = config.load_balancer.certificate_arn
+    certificate = lookup(lambda: acm.describe_certificate(CertificateArn=arn)["Certificate"],
+                         missing={"ResourceNotFoundException", "InvalidArnException"})
+    if certificate is None:
+        checks.append(Check("certificate", False, f"{arn} not found in {region}"))
+    else:
+        names = {certificate.get("DomainName"), *certificate.get("SubjectAlternativeNames", [])}
+        host = config.load_balancer.hostname
+        covers = host in names or f"*.{host.split('.', 1)[1]}" in names
+        checks.append(Check("certificate", certificate["Status"] == "ISSUED" and covers,
+                            f"{certificate['Status']}, for {', '.join(sorted(n for n in names if n))}"
+                            + ("" if covers else f"; does not cover {host}")))
+
+    s3 = client(aws, "s3", region)
+    objects = [("product pack", config.product.pack_s3_uri)]
+    if config.database.jdbc_driver_s3_uri:
+        objects.append(("JDBC driver", config.database.jdbc_driver_s3_uri))
+    for label, uri in objects:
+        bucket, key = _s3_location(uri)
+        head = lookup(lambda b=bucket, k=key: s3.head_object(Bucket=b, Key=k),  # type: ignore[misc]
+                      missing={"404", "NoSuchKey", "NoSuchBucket", "NotFound"})
+        checks.append(Check(label, head is not None,
+                            f"{uri} ({head['ContentLength']} bytes)" if head else f"{uri} not found"))
+
+    state = config.state
+    state_s3 = client(aws, "s3", config.state_region)
+    exists = lookup(lambda: state_s3.head_bucket(Bucket=state.bucket), missing={"404", "NoSuchBucket", "NotFound"})
+    checks.append(Check("state bucket", exists is not None,
+                        f"{state.bucket} in {config.state_region}" if exists is not None
+                        else f"{state.bucket} not found: run `obiam bootstrap-state --env {environment.name}`"))
+    return checks

@@ -1,0 +1,102 @@
+"""`obiam verify`: after a deploy, does the live account hold the WSO2 HA invariants?
+
+Resources are found by the names and tags the stack sets (obiam.naming), never by ids.
+"""
+
+from __future__ import annotations
+
+import boto3
+
+from obiam.environments import Environment
+from obiam.naming import Names
+from obiam.ops.aws import client, lookup
+from obiam.ops.output import Check
+
+
+def verify(aws: boto3.session.Session, environment: Environment, region: str) -> list[Check]:
+    names = Names(environment.name)
+    node_checks, node_zones = _nodes(aws, region, names, environment.config.nodes.min_size)
+    return [
+        *node_checks,
+        *_load_balancing(aws, region, names),
+        _database(aws, region, names),
+        _artifact_file_system(aws, region, names, node_zones),
+        _directory(aws, region, environment.config.directory.name),
+    ]
+
+
+def _nodes(aws: boto3.session.Session, region: str, names: Names, min_size: int) -> tuple[list[Check], set[str]]:
+    autoscaling = client(aws, "autoscaling", region)
+    groups = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[names.autoscaling_group])
+    group = next(iter(groups["AutoScalingGroups"]), None)
+    if group is None:
+        return [Check("nodes", False, f"auto scaling group {names.autoscaling_group} not found")], set()
+    in_service = [i for i in group["Instances"] if i["LifecycleState"] == "InService"]
+    zones = {i["AvailabilityZone"] for i in in_service}
+    minimum = max(group["MinSize"], min_size)
+    return [
+        Check("nodes in service", len(in_service) >= minimum, f"{len(in_service)} InService, minimum {minimum}"),
+        Check("nodes across AZs", len(zones) >= 2, f"{len(zones)} AZ(s): {', '.join(sorted(zones)) or 'none'}"),
+    ], zones
+
+
+def _load_balancing(aws: boto3.session.Session, region: str, names: Names) -> list[Check]:
+    elb = client(aws, "elbv2", region)
+    groups = lookup(lambda: elb.describe_target_groups(Names=[names.target_group])["TargetGroups"],
+                    missing={"TargetGroupNotFound"}) or []
+    if not groups:
+        missing = f"target group {names.target_group} not found"
+        return [Check("targets healthy", False, missing), Check("sticky sessions", False, missing)]
+    arn = groups[0]["TargetGroupArn"]
+    health = elb.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]
+    unhealthy = [f"{t['Target']['Id']}={t['TargetHealth']['State']}" for t in health
+                 if t["TargetHealth"]["State"] != "healthy"]
+    attributes = {a["Key"]: a["Value"] for a in elb.describe_target_group_attributes(TargetGroupArn=arn)["Attributes"]}
+    sticky = attributes.get("stickiness.enabled") == "true"
+    return [
+        Check("targets healthy", bool(health) and not unhealthy,
+              f"{len(health) - len(unhealthy)}/{len(health)} healthy" + (f"; {', '.join(unhealthy)}" if unhealthy
+                                                                          else "")),
+        # WSO2's HA guide: the load balancer must keep a client on one node.
+        Check("sticky sessions", sticky,
+              f"stickiness {attributes.get('stickiness.type', '-')}" if sticky else "stickiness is off"),
+    ]
+
+
+def _database(aws: boto3.session.Session, region: str, names: Names) -> Check:
+    rds = client(aws, "rds", region)
+    instances = lookup(lambda: rds.describe_db_instances(DBInstanceIdentifier=names.db_instance)["DBInstances"],
+                       missing={"DBInstanceNotFound", "DBInstanceNotFoundFault"}) or []
+    if not instances:
+        return Check("database", False, f"DB instance {names.db_instance} not found")
+    db = instances[0]
+    return Check("database", db.get("MultiAZ") is True and db.get("DBInstanceStatus") == "available",
+                 f"{db.get('Engine')} {db.get('DBInstanceStatus')}, "
+                 f"{'Multi-AZ' if db.get('MultiAZ') else 'single-AZ'}")
+
+
+def _artifact_file_system(aws: boto3.session.Session, region: str, names: Names, node_zones: set[str]) -> Check:
+    efs = client(aws, "efs", region)
+    systems = efs.describe_file_systems(CreationToken=names.artifact_file_system)["FileSystems"]
+    if not systems:
+        return Check("artifact file system", False, f"EFS {names.artifact_file_system} not found")
+    fs = systems[0]
+    targets = efs.describe_mount_targets(FileSystemId=fs["FileSystemId"])["MountTargets"]
+    zones = {t.get("AvailabilityZoneName") for t in targets if t.get("LifeCycleState", "available") == "available"}
+    # A node in an AZ without a mount target cannot mount the shared artifacts at all.
+    uncovered = sorted(node_zones - zones)
+    return Check("artifact file system", fs.get("Encrypted") is True and not uncovered and bool(zones),
+                 f"{'encrypted' if fs.get('Encrypted') else 'NOT encrypted'}, mount targets in "
+                 f"{', '.join(sorted(z for z in zones if z)) or 'no AZ'}"
+                 + (f"; nodes in {', '.join(uncovered)} have none" if uncovered else ""))
+
+
+def _directory(aws: boto3.session.Session, region: str, domain: str) -> Check:
+    ds = client(aws, "ds", region)
+    directories = [d for d in ds.describe_directories()["DirectoryDescriptions"] if d.get("Name") == domain]
+    if not directories:
+        return Check("directory", False, f"directory {domain} not found")
+    directory = directories[0]
+    addresses = directory.get("DnsIpAddrs", [])
+    return Check("directory", directory.get("Stage") == "Active" and len(addresses) >= 2,
+                 f"{directory.get('Type')} {directory.get('Stage')}, DNS {', '.join(addresses) or 'none'}")
