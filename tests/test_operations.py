@@ -1,0 +1,501 @@
+"""The operations commands against moto: a pass and a fail case for every check.
+
+No test here synthesizes a stack or imports cdktf.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from configs import with_values
+from typer.testing import CliRunner
+
+from obiam.cli import app
+from obiam.environments import Environment, parse_environment
+from obiam.naming import Names
+from obiam.ops import aws, reap
+from obiam.ops.preflight import preflight
+from obiam.ops.state_backend import ensure_state_backend
+from obiam.ops.verify import verify
+
+REGION = "eu-west-2"
+ZONES = ("eu-west-2a", "eu-west-2b")
+
+
+@pytest.fixture(scope="module")
+def shared_session() -> boto3.session.Session:
+    """One boto3 session for the module: it parses each service model once (a fresh session
+    per test re-reads megabytes of JSON, about half a second a test). Every client the
+    commands create names its region, so the session's own region does not matter."""
+    import moto  # noqa: F401 - registers moto's request stubber for sessions created after it
+
+    return boto3.session.Session(region_name=REGION)
+
+
+@pytest.fixture
+def mocked(monkeypatch: pytest.MonkeyPatch, shared_session: boto3.session.Session) -> Iterator[boto3.session.Session]:
+    from moto import mock_aws
+
+    for variable in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_DEFAULT_PROFILE"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    # moto loads ~5,000 public AMIs into every EC2 backend (0.4 s a test); none is needed here.
+    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+    monkeypatch.setattr(aws, "session", lambda region: shared_session)
+    with mock_aws():
+        yield aws.session(REGION)
+
+
+def environment(name: str = "dev", **changes: Any) -> Environment:
+    base = {"tier": "development", "availability_zone_count": 2, "network": {"nat_gateways": "single"},
+            "directory": {"type": "SimpleAD", "size": "Small", "name": "corp.obiam-dev.example.com"},
+            "state": {"bucket": "example-bank-tfstate", "lock": "dynamodb", "dynamodb_table": "tf-locks"},
+            "data_protection": {"deletion_protection": False, "prevent_destroy": False, "final_snapshot": False}}
+    return parse_environment(name, with_values({**base, **changes}), f"environments/{name}.yaml")
+
+
+def names(checks: list[Any], passed: bool) -> set[str]:
+    return {c.name for c in checks if c.passed is passed}
+
+
+# --- bootstrap-state ---------------------------------------------------------------------------
+
+def test_bootstrap_state_creates_a_private_versioned_encrypted_tls_only_bucket(mocked: Any) -> None:
+    env = environment()
+    changes = ensure_state_backend(mocked, env.config.state, REGION)
+    assert changes[0] == f"created bucket example-bank-tfstate in {REGION}"
+    s3 = mocked.client("s3")
+    assert s3.get_bucket_versioning(Bucket="example-bank-tfstate")["Status"] == "Enabled"
+    rule = s3.get_bucket_encryption(Bucket="example-bank-tfstate")["ServerSideEncryptionConfiguration"]["Rules"][0]
+    assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+    block = s3.get_public_access_block(Bucket="example-bank-tfstate")["PublicAccessBlockConfiguration"]
+    assert all(block.values())
+    policy = json.loads(s3.get_bucket_policy(Bucket="example-bank-tfstate")["Policy"])
+    assert policy["Statement"][0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    table = mocked.client("dynamodb").describe_table(TableName="tf-locks")["Table"]
+    assert table["KeySchema"] == [{"AttributeName": "LockID", "KeyType": "HASH"}]
+
+
+def test_bootstrap_state_second_run_changes_nothing(mocked: Any) -> None:
+    env = environment()
+    assert ensure_state_backend(mocked, env.config.state, REGION)
+    assert ensure_state_backend(mocked, env.config.state, REGION) == []
+
+
+def test_bootstrap_state_keeps_the_banks_own_bucket_policy_statements(mocked: Any) -> None:
+    s3 = mocked.client("s3")
+    s3.create_bucket(Bucket="example-bank-tfstate", CreateBucketConfiguration={"LocationConstraint": REGION})
+    theirs = {"Sid": "AuditorsRead", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+              "Action": "s3:GetObject", "Resource": "arn:aws:s3:::example-bank-tfstate/*"}
+    s3.put_bucket_policy(Bucket="example-bank-tfstate", Policy=json.dumps({"Version": "2012-10-17",
+                                                                          "Statement": [theirs]}))
+    ensure_state_backend(mocked, environment().config.state, REGION)
+    statements = json.loads(s3.get_bucket_policy(Bucket="example-bank-tfstate")["Policy"])["Statement"]
+    assert theirs in statements and len(statements) == 2
+
+
+def test_bootstrap_state_cli_says_when_nothing_changed(mocked: Any, tmp_path: Any) -> None:
+    directory = tmp_path / "environments"
+    directory.mkdir()
+    env = environment()
+    (directory / "dev.yaml").write_text(json.dumps(env.config.model_dump(exclude_none=True)))
+    runner = CliRunner()
+    first = runner.invoke(app, ["bootstrap-state", "--env", "dev", "--environments-dir", str(directory)])
+    second = runner.invoke(app, ["bootstrap-state", "--env", "dev", "--environments-dir", str(directory)])
+    assert first.exit_code == 0 and "created bucket" in first.output
+    assert second.exit_code == 0
+    assert second.output.strip() == f"s3://example-bank-tfstate ({REGION}): already in place, nothing changed"
+
+
+# --- preflight ---------------------------------------------------------------------------------
+
+def self_signed(domain: str) -> tuple[bytes, bytes]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, domain)])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                   .serial_number(1).not_valid_before(now).not_valid_after(now + dt.timedelta(days=30))
+                   .add_extension(x509.SubjectAlternativeName([x509.DNSName(domain)]), critical=False)
+                   .sign(key, hashes.SHA256()))
+    return (certificate.public_bytes(serialization.Encoding.PEM),
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()))
+
+
+def ready_account(session: Any, *, issued: bool = True, pack: bool = True, state_bucket: bool = True,
+                  domain: str = "iam.bank.example.com") -> str:
+    """Prepares moto like an account ready for a deploy; returns the certificate ARN."""
+    acm = session.client("acm")
+    if issued:
+        certificate, key = self_signed(domain)
+        arn = acm.import_certificate(Certificate=certificate, PrivateKey=key)["CertificateArn"]
+    else:
+        arn = acm.request_certificate(DomainName=domain)["CertificateArn"]
+    s3 = session.client("s3")
+    s3.create_bucket(Bucket="example-bank-wso2", CreateBucketConfiguration={"LocationConstraint": REGION})
+    if pack:
+        s3.put_object(Bucket="example-bank-wso2", Key="wso2-obiam-3.0.0.zip", Body=b"PK")
+    if state_bucket:
+        s3.create_bucket(Bucket="example-bank-tfstate", CreateBucketConfiguration={"LocationConstraint": REGION})
+    return arn
+
+
+def test_preflight_passes_on_a_ready_account(mocked: Any) -> None:
+    arn = ready_account(mocked)
+    checks = preflight(mocked, environment(load_balancer={"certificate_arn": arn}), REGION)
+    assert names(checks, False) == set(), checks
+    assert names(checks, True) == {"availability zones", "instance type", "AMI", "certificate", "product pack",
+                                   "state bucket"}
+
+
+@pytest.mark.parametrize(("setup", "changes", "failing"), [
+    ({"issued": False}, {}, "certificate"),
+    ({"domain": "other.bank.example.com"}, {}, "certificate"),
+    ({"pack": False}, {}, "product pack"),
+    ({"state_bucket": False}, {}, "state bucket"),
+    ({}, {"availability_zone_count": 4, "network": {"vpc_cidr": "10.40.0.0/16"}}, "availability zones"),
+    ({}, {"nodes": {"ami": {"id": "ami-0123456789abcdef0"}}}, "AMI"),
+    ({}, {"nodes": {"ami": {"ssm_parameter": "/bank/images/wso2-node"}}}, "AMI"),
+], ids=["certificate-not-issued", "certificate-for-another-host", "pack-missing", "state-bucket-missing",
+        "too-few-azs", "ami-id-unknown", "ami-parameter-missing"])
+def test_preflight_fails_the_check_that_is_not_ready(mocked: Any, setup: dict[str, Any], changes: dict[str, Any],
+                                                     failing: str) -> None:
+    arn = ready_account(mocked, **setup)
+    checks = preflight(mocked, environment(load_balancer={"certificate_arn": arn}, **changes), REGION)
+    assert names(checks, False) == {failing}, checks
+
+
+@pytest.mark.parametrize(("instance_type", "detail"), [
+    ("t3.small", "t3.small has 2048 MiB (WSO2 needs at least 4096)"),
+    ("x9.huge", "x9.huge is not offered in eu-west-2"),
+])
+def test_preflight_checks_the_instance_type_against_the_region_itself(mocked: Any, instance_type: str,
+                                                                      detail: str) -> None:
+    # Config validation refuses these already; preflight asks the region anyway, so a table
+    # that disagrees with AWS (or a type the region lacks) is caught before a deploy.
+    arn = ready_account(mocked)
+    env = environment(load_balancer={"certificate_arn": arn})
+    nodes = env.config.nodes.model_copy(update={"instance_type": instance_type})
+    unchecked = Environment(env.name, env.config.model_copy(update={"nodes": nodes}), env.source)
+    checks = preflight(mocked, unchecked, REGION)
+    assert [(c.name, c.detail) for c in checks if not c.passed] == [("instance type", detail)]
+
+
+def test_preflight_accepts_a_pinned_ami_that_exists(mocked: Any) -> None:
+    arn = ready_account(mocked)
+    ec2 = mocked.client("ec2")
+    image = ec2.register_image(Name="bank-hardened-al2023", RootDeviceName="/dev/xvda",
+                               BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 20}}])["ImageId"]
+    checks = preflight(mocked, environment(load_balancer={"certificate_arn": arn}, nodes={"ami": {"id": image}}),
+                       REGION)
+    assert names(checks, False) == set(), checks
+
+
+def test_preflight_cli_exits_1_on_a_failed_check_and_prints_plain_text(mocked: Any, tmp_path: Any) -> None:
+    arn = ready_account(mocked, pack=False)
+    directory = tmp_path / "environments"
+    directory.mkdir()
+    config = environment(load_balancer={"certificate_arn": arn}).config.model_dump(exclude_none=True)
+    (directory / "dev.yaml").write_text(json.dumps(config))
+    result = CliRunner().invoke(app, ["preflight", "--env", "dev", "--environments-dir", str(directory)])
+    assert result.exit_code == 1
+    assert "FAIL  product pack: s3://example-bank-wso2/wso2-obiam-3.0.0.zip not found" in result.output
+    assert result.output.rstrip().endswith("5 passed, 1 failed")
+
+
+# --- verify ------------------------------------------------------------------------------------
+
+def deploy(session: Any, env: Environment, *, multi_az: bool = True, sticky: bool = True, encrypted: bool = True,
+           mount_zones: tuple[str, ...] = ZONES, second_zone_node: bool = True, stop_a_node: bool = False,
+           directory: bool = True, capacity: int | None = None) -> None:
+    """Builds in moto what a deploy of `env` leaves behind, under the stack's names."""
+    n = Names(env.name)
+    ec2, elb = session.client("ec2"), session.client("elbv2")
+    vpc = ec2.create_vpc(CidrBlock="10.40.0.0/16")["Vpc"]["VpcId"]
+    subnets = {z: ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.40.{i}.0/24", AvailabilityZone=z)["Subnet"]["SubnetId"]
+               for i, z in enumerate(ZONES)}
+    image = session.client("ssm").get_parameter(
+        Name="/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64")["Parameter"]["Value"]
+    template = ec2.create_launch_template(LaunchTemplateName=n.launch_template, LaunchTemplateData={
+        "ImageId": image, "InstanceType": env.config.nodes.instance_type})["LaunchTemplate"]["LaunchTemplateId"]
+    group = elb.create_target_group(Name=n.target_group, Protocol="HTTPS", Port=9446, VpcId=vpc,
+                                    TargetType="instance")["TargetGroups"][0]["TargetGroupArn"]
+    if sticky:
+        elb.modify_target_group_attributes(TargetGroupArn=group, Attributes=[
+            {"Key": "stickiness.enabled", "Value": "true"}, {"Key": "stickiness.type", "Value": "app_cookie"},
+            {"Key": "stickiness.app_cookie.cookie_name", "Value": "JSESSIONID"}])
+    autoscaling = session.client("autoscaling")
+    minimum = env.config.nodes.min_size if capacity is None else capacity
+    autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName=n.autoscaling_group, MinSize=minimum, MaxSize=minimum + 2, DesiredCapacity=minimum,
+        VPCZoneIdentifier=",".join(subnets.values()), LaunchTemplate={"LaunchTemplateId": template},
+        TargetGroupARNs=[group])
+    if second_zone_node:
+        # moto starts every group instance in the first subnet; a real group spreads them.
+        extra = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, SubnetId=subnets[ZONES[1]])
+        instance = extra["Instances"][0]["InstanceId"]
+        autoscaling.attach_instances(InstanceIds=[instance], AutoScalingGroupName=n.autoscaling_group)
+        elb.register_targets(TargetGroupArn=group, Targets=[{"Id": instance, "Port": 9446}])
+    if stop_a_node:
+        first = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[n.autoscaling_group])[
+            "AutoScalingGroups"][0]["Instances"][0]["InstanceId"]
+        ec2.stop_instances(InstanceIds=[first])
+    session.client("rds").create_db_instance(
+        DBInstanceIdentifier=n.db_instance, Engine="mysql", DBInstanceClass="db.m6i.large", MultiAZ=multi_az,
+        AllocatedStorage=20, MasterUsername="obiam_admin", MasterUserPassword="not-a-real-password-1")
+    efs = session.client("efs")
+    fs = efs.create_file_system(CreationToken=n.artifact_file_system, Encrypted=encrypted)["FileSystemId"]
+    for zone in mount_zones:
+        efs.create_mount_target(FileSystemId=fs, SubnetId=subnets[zone])
+    if directory:
+        session.client("ds").create_directory(
+            Name=env.config.directory.name, Password="Passw0rd!Passw0rd", Size="Small",
+            VpcSettings={"VpcId": vpc, "SubnetIds": list(subnets.values())})
+
+
+def test_verify_passes_on_a_healthy_deployment(mocked: Any) -> None:
+    env = environment()
+    deploy(mocked, env)
+    checks = verify(mocked, env, REGION)
+    assert names(checks, False) == set(), checks
+    assert names(checks, True) == {"nodes in service", "nodes across AZs", "targets healthy", "sticky sessions",
+                                   "database", "artifact file system", "directory"}
+
+
+@pytest.mark.parametrize(("broken", "failing"), [
+    ({"multi_az": False}, {"database"}),
+    ({"sticky": False}, {"sticky sessions"}),
+    ({"encrypted": False}, {"artifact file system"}),
+    ({"mount_zones": ZONES[:1]}, {"artifact file system"}),
+    ({"second_zone_node": False}, {"nodes across AZs"}),
+    ({"stop_a_node": True}, {"targets healthy"}),
+    ({"capacity": 1, "second_zone_node": False}, {"nodes in service", "nodes across AZs"}),
+    ({"directory": False}, {"directory"}),
+], ids=["db-not-multi-az", "stickiness-off", "efs-not-encrypted", "node-az-without-mount-target",
+        "nodes-in-one-az", "node-down", "fewer-nodes-than-min", "directory-missing"])
+def test_verify_fails_the_broken_invariant(mocked: Any, broken: dict[str, Any], failing: set[str]) -> None:
+    env = environment()
+    deploy(mocked, env, **broken)
+    assert names(verify(mocked, env, REGION), False) == failing
+
+
+def test_verify_reports_everything_missing_in_an_empty_account(mocked: Any) -> None:
+    checks = verify(mocked, environment(), REGION)
+    assert names(checks, True) == set()
+    assert {c.detail for c in checks if c.name == "database"} == {"DB instance obiam-dev-db not found"}
+
+
+def test_verify_json_is_machine_readable(mocked: Any, tmp_path: Any) -> None:
+    env = environment()
+    deploy(mocked, env, sticky=False)
+    directory = tmp_path / "environments"
+    directory.mkdir()
+    (directory / "dev.yaml").write_text(json.dumps(env.config.model_dump(exclude_none=True)))
+    result = CliRunner().invoke(app, ["verify", "--env", "dev", "--environments-dir", str(directory), "--json"])
+    assert result.exit_code == 1
+    report = json.loads(result.output)
+    assert report["passed"] is False
+    assert [c["name"] for c in report["checks"] if not c["passed"]] == ["sticky sessions"]
+
+
+# --- reap --------------------------------------------------------------------------------------
+
+def tag_ephemeral(session: Any, name: str, branch: str, expires: str) -> None:
+    ec2 = session.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.99.0.0/16")["Vpc"]["VpcId"]
+    ec2.create_tags(Resources=[vpc], Tags=[{"Key": "obiam:ephemeral", "Value": "true"},
+                                           {"Key": "Environment", "Value": name}, {"Key": "Branch", "Value": branch},
+                                           {"Key": "ExpiresAt", "Value": expires}])
+
+
+def test_reap_finds_expired_environments_by_tag(mocked: Any) -> None:
+    from obiam import ephemeral
+
+    old, new = ephemeral.stack_name("feature/old"), ephemeral.stack_name("feature/new")
+    tag_ephemeral(mocked, old, "feature/old", "2026-01-01T00:00:00Z")
+    tag_ephemeral(mocked, new, "feature/new", "2999-01-01T00:00:00Z")
+    found = {e.name: e for e in reap.find_ephemeral_environments(mocked, REGION)}
+    moment = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+    assert found[old].expired(moment) and not found[new].expired(moment)
+    command, variables = reap.destroy_command(found[old], ttl_hours=72)
+    assert command == ["npx", "cdktf", "destroy", old, "--auto-approve"]
+    assert variables == {"OBIAM_EPHEMERAL_BRANCH": "feature/old", "OBIAM_EPHEMERAL_CREATED_AT": "2025-12-29T00:00:00Z"}
+
+
+def test_reap_refuses_a_branch_tag_that_names_another_stack() -> None:
+    stray = reap.EphemeralEnvironment("eph-other-000000", "feature/x", None, 1)
+    with pytest.raises(ValueError, match="destroy it by hand"):
+        reap.destroy_command(stray, ttl_hours=72)
+
+
+@pytest.fixture
+def destroys(monkeypatch: pytest.MonkeyPatch) -> list[tuple[list[str], dict[str, str]]]:
+    calls: list[tuple[list[str], dict[str, str]]] = []
+
+    def record(command: Any, variables: dict[str, str]) -> int:
+        calls.append((list(command), variables))
+        return 0
+
+    monkeypatch.setattr(reap, "run_command", record)
+    return calls
+
+
+def test_reap_dry_run_prints_and_destroys_nothing(mocked: Any, destroys: list[Any]) -> None:
+    from obiam import ephemeral
+
+    old = ephemeral.stack_name("feature/old")
+    tag_ephemeral(mocked, old, "feature/old", "2026-01-01T00:00:00Z")
+    result = CliRunner().invoke(app, ["reap", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert f"expired  {old}" in result.output and "would run: OBIAM_EPHEMERAL_BRANCH=feature/old" in result.output
+    assert destroys == []
+
+
+def test_reap_destroys_only_expired_environments(mocked: Any, destroys: list[Any]) -> None:
+    from obiam import ephemeral
+
+    old, new = ephemeral.stack_name("feature/old"), ephemeral.stack_name("feature/new")
+    tag_ephemeral(mocked, old, "feature/old", "2026-01-01T00:00:00Z")
+    tag_ephemeral(mocked, new, "feature/new", "2999-01-01T00:00:00Z")
+    result = CliRunner().invoke(app, ["reap"])
+    assert result.exit_code == 0, result.output
+    assert [command[3] for command, _ in destroys] == [old]
+    assert f"keep     {new}" in result.output
+
+
+# --- errors ------------------------------------------------------------------------------------
+
+def test_missing_credentials_is_one_line_and_exit_2(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    for variable in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    result = CliRunner().invoke(app, ["verify", "--env", "dev", "--environments-dir", "environments"])
+    assert result.exit_code == 2
+    assert result.output.startswith("obiam: no AWS credentials found")
+    assert "Traceback" not in result.output
+
+
+def test_access_denied_is_reported_as_such() -> None:
+    denied = ClientError({"Error": {"Code": "AccessDenied", "Message": "not allowed"}}, "DescribeDBInstances")
+    with pytest.raises(aws.OpsError, match=r"AWS refused DescribeDBInstances \(AccessDenied\): not allowed"), \
+            aws.translated_errors():
+        raise denied
+
+
+def test_unknown_environment_is_a_config_error() -> None:
+    result = CliRunner().invoke(app, ["preflight", "--env", "nope"])
+    assert result.exit_code == 2
+    assert "environments/nope.yaml: file not found" in result.output
+
+
+def test_ephemeral_environment_needs_its_branch() -> None:
+    result = CliRunner().invoke(app, ["verify", "--env", "eph-feature-a-123456"])
+    assert result.exit_code == 2
+    assert "pass --branch <branch> instead of --env" in result.output
+
+
+# --- the installed console script against a moto server on loopback ----------------------------
+
+@pytest.fixture
+def moto_server(tmp_path: Any) -> Iterator[str]:
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env={"PATH": "/usr/bin:/bin", "MOTO_EC2_LOAD_DEFAULT_AMIS": "false"})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/moto-api/", timeout=1).close()  # noqa: S310 - loopback only
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError("moto_server did not start") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_console_script_runs_against_an_aws_compatible_endpoint(moto_server: str, tmp_path: Any) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    variables = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "AWS_ENDPOINT_URL": moto_server,
+                 "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    endpoint = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
+                                     region_name=REGION)
+    arn = ready_account(_EndpointSession(endpoint, moto_server), state_bucket=False)
+    directory = tmp_path / "environments"
+    directory.mkdir()
+    config = environment(load_balancer={"certificate_arn": arn}).config.model_dump(exclude_none=True)
+    (directory / "dev.yaml").write_text(json.dumps(config))
+    obiam = [str(Path(sys.executable).parent / "obiam")]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*obiam, *args, "--environments-dir", str(directory)], capture_output=True, text=True,
+                              env=variables, timeout=120, check=False)
+
+    created = run("bootstrap-state", "--env", "dev")
+    assert created.returncode == 0 and "created bucket example-bank-tfstate" in created.stdout, created.stderr
+    again = run("bootstrap-state", "--env", "dev")
+    assert again.stdout.strip().endswith("already in place, nothing changed")
+    after = run("preflight", "--env", "dev")
+    assert after.returncode == 0, after.stdout + after.stderr
+    assert after.stdout.rstrip().endswith("6 passed, 0 failed")
+
+
+def test_unreachable_endpoint_is_one_line_and_exit_2(tmp_path: Any) -> None:
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = subprocess.run([str(Path(sys.executable).parent / "obiam"), "verify", "--env", "dev"],
+                            capture_output=True, text=True, timeout=120, check=False,
+                            env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
+                                 "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "testing",
+                                 "AWS_SECRET_ACCESS_KEY": "testing"})
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"obiam: cannot reach the AWS endpoint http://127.0.0.1:{port}")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+class _EndpointSession:
+    """A boto3 session whose clients talk to `endpoint` (the moto server)."""
+
+    def __init__(self, session: boto3.session.Session, endpoint: str):
+        self.session, self.endpoint = session, endpoint
+
+    def client(self, service: str, **kwargs: Any) -> Any:
+        return self.session.client(service, endpoint_url=self.endpoint, **kwargs)
