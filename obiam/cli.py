@@ -12,6 +12,7 @@ import typer
 
 from obiam import ephemeral
 from obiam.ops.cli import register as register_operations
+from obiam.review.cli import register as register_review
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Operations for WSO2 Open Banking IAM on AWS.")
@@ -30,6 +31,7 @@ def ephemeral_name(branch: Annotated[str, typer.Option(help="branch or PR ref, e
 
 
 register_operations(app)
+register_review(app)
 
 
 def main() -> None:

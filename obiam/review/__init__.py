@@ -1,0 +1,1 @@
+"""Plan review: `terraform show -json` summaries, offline synth diffs, the architecture diagram."""
