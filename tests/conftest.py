@@ -129,14 +129,19 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
-def variant_environment(name: str, environments: dict[str, Environment]) -> Environment:
+def with_changes(environment: Environment, name: str | None = None, **changes: Any) -> Environment:
+    """The environment's config with sections changed (merged one level deep), validated again."""
     from obiam.environments import parse_environment
 
-    base, changes = VARIANTS[name]
-    data = environments[base].config.model_dump(exclude_none=True)
+    data = environment.config.model_dump(exclude_none=True)
     for section, values in changes.items():
         data[section] = {**data.get(section, {}), **values} if isinstance(values, dict) else values
-    return parse_environment(name, data, f"tests/conftest.py:VARIANTS[{name!r}]")
+    return parse_environment(name or environment.name, data, f"{environment.source} (changed in a test)")
+
+
+def variant_environment(name: str, environments: dict[str, Environment]) -> Environment:
+    base, changes = VARIANTS[name]
+    return with_changes(environments[base], name, **changes)
 
 
 @pytest.fixture(scope="session")
