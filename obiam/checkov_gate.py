@@ -107,7 +107,7 @@ def load_skips(path: Path = SKIPS_FILE) -> list[Skip]:
 def sanitized(stack_json: dict[str, Any]) -> dict[str, Any]:
     """The stack without `terraform.required_version`: checkov 3.3's terraform_json parser
     treats every value of the `terraform` block as a block and crashes on that one string."""
-    copy = json.loads(json.dumps(stack_json))
+    copy: dict[str, Any] = json.loads(json.dumps(stack_json))
     copy.get("terraform", {}).pop("required_version", None)
     return copy
 
