@@ -24,7 +24,10 @@ def test_every_environment_has_its_own_stack(synth: Synth) -> None:
 def test_aws_provider_is_fully_qualified_and_pinned(synth: Synth) -> None:
     for name in synth.environments:
         terraform = synth.stack(name)["terraform"]
-        assert terraform["required_providers"]["aws"] == {"source": "hashicorp/aws", "version": "6.25.0"}
+        assert terraform["required_providers"] == {
+            "aws": {"source": "hashicorp/aws", "version": "6.25.0"},
+            "random": {"source": "hashicorp/random", "version": "3.7.2"},
+        }
         assert terraform["required_version"] == ">= 1.10.0"
 
 
