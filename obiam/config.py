@@ -167,7 +167,7 @@ class ProductConfig(Model):
 
     @property
     def https_port(self) -> int:
-        return 9443 + self.port_offset
+        return wso2.HTTPS_SERVLET_PORT + self.port_offset
 
 
 class ScalingConfig(Model):

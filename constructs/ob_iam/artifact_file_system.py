@@ -53,11 +53,8 @@ class ArtifactFileSystem(Construct):
                            description="NFS to the artifact file system, from the IAM nodes only",
                            tags={"Name": f"{props.name}-nfs"})
         sg_id = self.security_group_id = sg.id
-        self.mount_target_ids = [
-            EfsMountTarget(self, f"mount-{i}", file_system_id=fs_id, subnet_id=subnet,
-                           security_groups=[sg_id]).id
-            for i, subnet in enumerate(props.subnet_ids)
-        ]
+        for i, subnet in enumerate(props.subnet_ids):
+            EfsMountTarget(self, f"mount-{i}", file_system_id=fs_id, subnet_id=subnet, security_groups=[sg_id])
         self.access_point_ids: dict[str, str] = {}
         self.access_point_arns: list[str] = []
         for directory in (*props.directories, CONTROL_ACCESS_POINT):

@@ -55,7 +55,8 @@ class LoadBalancerProps:
 
 
 class LoadBalancer(Construct):
-    """Outputs: `security_group_id` (for rules to the nodes), `target_group_arn`, `arn`, `dns_name`."""
+    """Outputs: `security_group_id` (for rules to the nodes), `target_group_arn`, `arn`, `arn_suffix`,
+    `target_group_arn_suffix` (for request metrics), `dns_name`."""
 
     def __init__(self, scope: Construct, id_: str, props: LoadBalancerProps):
         super().__init__(scope, id_)
@@ -83,7 +84,6 @@ class LoadBalancer(Construct):
         self.arn = alb_arn = self.alb.arn
         self.arn_suffix = self.alb.arn_suffix
         self.dns_name = self.alb.dns_name
-        self.zone_id = self.alb.zone_id
 
         sticky = props.stickiness
         self.target_group = LbTargetGroup(
@@ -108,7 +108,7 @@ class LoadBalancer(Construct):
                                    if props.mutual_tls_passthrough else None),
             default_action=[LbListenerDefaultAction(type="forward", target_group_arn=self.target_group.arn)],
         )
-        self.https_listener_arn = https.arn
+        https_arn = https.arn
         LbListener(
             self, "http", load_balancer_arn=alb_arn, port=80, protocol="HTTP",
             default_action=[LbListenerDefaultAction(type="redirect", redirect=LbListenerDefaultActionRedirect(
@@ -117,7 +117,7 @@ class LoadBalancer(Construct):
         # WSO2: the health-check API must not be reachable from outside. Target-group health
         # checks go to the nodes directly and never pass through this listener rule.
         LbListenerRule(
-            self, "hide-health-check", listener_arn=https.arn, priority=1,
+            self, "hide-health-check", listener_arn=https_arn, priority=1,
             condition=[LbListenerRuleCondition(path_pattern=LbListenerRuleConditionPathPattern(
                 values=["/api/health-check/*"]))],
             action=[LbListenerRuleAction(type="fixed-response", fixed_response=LbListenerRuleActionFixedResponse(

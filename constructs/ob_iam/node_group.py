@@ -136,7 +136,6 @@ class NodeGroup(Construct):
                 LaunchTemplateTagSpecifications(resource_type="volume", tags=props.instance_tags),
             ],
         )
-        self.launch_template_id = template.id
 
         max_healthy = 150 if props.min_healthy_percentage == 100 else 100
         asg = AutoscalingGroup(
@@ -166,7 +165,6 @@ class NodeGroup(Construct):
             lifecycle=TerraformResourceLifecycle(ignore_changes=["desired_capacity"]),
         )
         self.autoscaling_group_name = asg.name
-        self.autoscaling_group_arn = asg.arn
 
         if props.scaling_metric == "cpu":
             metric = AutoscalingPolicyTargetTrackingConfigurationPredefinedMetricSpecification(
