@@ -412,35 +412,23 @@ def test_ephemeral_environment_needs_its_branch() -> None:
 # --- the installed console script against a moto server on loopback ----------------------------
 
 @pytest.fixture
-def moto_server(tmp_path: Any) -> Iterator[str]:
+def moto_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """moto's HTTP server on loopback, in a thread of this process: the console script under
+    test still runs as its own process and reaches it only through AWS_ENDPOINT_URL."""
     import socket
-    import subprocess
-    import sys
-    import time
-    import urllib.request
-    from pathlib import Path
 
+    from moto.server import ThreadedMotoServer
+
+    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              env={"PATH": "/usr/bin:/bin", "MOTO_EC2_LOAD_DEFAULT_AMIS": "false"})
-    url = f"http://127.0.0.1:{port}"
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/moto-api/", timeout=1).close()  # noqa: S310 - loopback only
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("moto_server did not start") from None
-                time.sleep(0.1)
-        yield url
+        yield f"http://127.0.0.1:{port}"
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        server.stop()
 
 
 def test_console_script_runs_against_an_aws_compatible_endpoint(moto_server: str, tmp_path: Any) -> None:
