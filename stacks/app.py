@@ -22,6 +22,12 @@ from obiam.environments import EPHEMERAL_TEMPLATE, ConfigError, Environment, loa
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ENVIRONMENTS_DIR = ROOT / "environments"
+# Written into every output directory this app creates. Only a directory that carries it
+# (or that is empty or missing) is ever replaced: `--outdir .` must never delete a checkout.
+OUTPUT_MARKER = ".obiam-synth-output"
+_MARKER_TEXT = "Written by the obiam CDKTF app (stacks/app.py); the next synth replaces this whole directory.\n"
+# What cdktf itself writes; a directory holding only these is a synth output from before the marker.
+_CDKTF_OUTPUT_ENTRIES = frozenset({"manifest.json", "stacks", "assets", OUTPUT_MARKER})
 
 
 class SynthError(Exception):
@@ -50,12 +56,44 @@ def select(environments: list[Environment], names: Sequence[str], ephemeral_bran
     return chosen
 
 
+def check_output_directory(outdir: Path, protected: Sequence[Path] = ()) -> None:
+    """Refuses an output directory this app may not replace, before anything is written.
+
+    Allowed: a missing or empty directory, or one an earlier synth wrote (it carries
+    OUTPUT_MARKER, or holds only what cdktf writes). Refused: a file, any directory
+    holding anything else (a checkout, a home directory), and any directory that is or
+    contains one of `protected` (the environments directory, the repository).
+    """
+    resolved = outdir.resolve()
+    shown = outdir.as_posix()
+    for path in protected:
+        target = path.resolve()
+        if resolved == target or resolved in target.parents:
+            raise ConfigError([f"--outdir {shown}: is or contains {path.as_posix()}, which a synth would replace; "
+                               "allowed: a new or empty directory, or one an earlier synth wrote "
+                               "(such as cdktf.out)"])
+    if not resolved.exists():
+        return
+    if not resolved.is_dir():
+        raise ConfigError([f"--outdir {shown}: is a file, not a directory; allowed: a new or empty directory, or "
+                           "one an earlier synth wrote (such as cdktf.out)"])
+    entries = sorted(entry.name for entry in resolved.iterdir())
+    if OUTPUT_MARKER in entries or set(entries) <= _CDKTF_OUTPUT_ENTRIES:
+        return
+    foreign = [name for name in entries if name not in _CDKTF_OUTPUT_ENTRIES]
+    listed = ", ".join(repr(name) for name in foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+    raise ConfigError([f"--outdir {shown}: holds files this app did not write ({listed}), and a synth replaces "
+                       "the whole directory; allowed: a new or empty directory, or one an earlier synth wrote "
+                       "(such as cdktf.out)"])
+
+
 def synthesize(environments: Sequence[Environment], outdir: Path) -> None:
     """One App, one stack per environment, written to `outdir` only when all of it succeeded."""
     from cdktf import App
 
     from stacks.ob_iam_stack import ObIamStack
 
+    check_output_directory(outdir)
     outdir = outdir.resolve()
     outdir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=outdir.parent))
@@ -64,6 +102,7 @@ def synthesize(environments: Sequence[Environment], outdir: Path) -> None:
         for environment in environments:
             ObIamStack(app, environment)
         app.synth()
+        (staging / OUTPUT_MARKER).write_text(_MARKER_TEXT, encoding="utf-8")
         _replace_directory(staging, outdir)
     except Exception as error:
         shutil.rmtree(staging, ignore_errors=True)
@@ -159,7 +198,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ValueError:
             raise ConfigError([f"{ephemeral.CREATED_AT_VARIABLE} = {created_raw!r}: allowed: an ISO 8601 "
                                "timestamp such as 2026-11-24T10:00:00Z, or Unix seconds"]) from None
+        check_output_directory(args.outdir, protected=(args.environments_dir, ROOT))
         selected = select(load_all(args.environments_dir, ROOT), args.environments, branch, created)
+        if not selected:
+            raise ConfigError([f"{_display(args.environments_dir).as_posix()}: nothing to synthesize (only the "
+                               f"{EPHEMERAL_TEMPLATE} template, and {ephemeral.BRANCH_VARIABLE} is not set); "
+                               f"{_display(args.outdir).as_posix()} was left as it was"])
         try:
             synthesize(selected, args.outdir)
         finally:

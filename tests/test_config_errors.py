@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -238,3 +239,64 @@ def test_pack_uri_with_shell_characters_is_rejected() -> None:
     found = problems(with_values(product={"pack_s3_uri": "s3://bucket-a/wso2$(reboot).zip"}))
     assert any(line.startswith("environments/prod.yaml: product.pack_s3_uri = 's3://bucket-a/wso2$(reboot).zip': "
                                "allowed: s3://") for line in found), found
+
+
+def test_outdir_holding_a_checkout_is_refused_and_left_intact(tmp_path: Path) -> None:
+    """`--outdir .` once replaced a whole checkout, .git included (issue 13): never again."""
+    checkout = tmp_path / "checkout"
+    (checkout / ".git").mkdir(parents=True)
+    (checkout / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (checkout / "notes.txt").write_text("mine\n")
+    result = run_main("--environments-dir", str(ROOT / "environments"), "--outdir", ".", cwd=checkout)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "--outdir .: holds files this app did not write ('.git', 'notes.txt')" in result.stderr
+    assert (checkout / ".git" / "HEAD").read_text() == "ref: refs/heads/main\n"
+    assert sorted(p.name for p in checkout.iterdir()) == [".git", "notes.txt"]
+
+
+def test_outdir_that_contains_the_environments_directory_is_refused(tmp_path: Path) -> None:
+    envs = tmp_path / "config" / "environments"
+    envs.mkdir(parents=True)
+    write(envs, "prod", yaml.safe_dump(with_values()))
+    result = run_main("--environments-dir", str(envs), "--outdir", str(tmp_path / "config"), cwd=tmp_path)
+    assert result.returncode == 2
+    assert f"--outdir {tmp_path / 'config'}: is or contains {envs}" in result.stderr
+    assert (envs / "prod.yaml").exists()
+
+
+def test_an_environments_directory_with_nothing_to_synthesize_keeps_the_previous_output(tmp_path: Path) -> None:
+    envs = tmp_path / "environments"
+    envs.mkdir()
+    write(envs, "ephemeral", (ROOT / "environments" / "ephemeral.yaml").read_text())
+    previous = tmp_path / "cdktf.out"
+    (previous / "stacks" / "prod").mkdir(parents=True)
+    (previous / "manifest.json").write_text("{}")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OBIAM_EPHEMERAL")}
+    result = subprocess.run([sys.executable, str(ROOT / "main.py"), "--environments-dir", str(envs), "--outdir",
+                             str(previous)], cwd=tmp_path, env=env, capture_output=True, text=True, check=False,
+                            timeout=120)
+    assert result.returncode == 2
+    assert "nothing to synthesize" in result.stderr
+    assert (previous / "manifest.json").read_text() == "{}"
+
+
+def test_only_missing_empty_or_earlier_synth_output_directories_may_be_replaced(tmp_path: Path) -> None:
+    from stacks.app import OUTPUT_MARKER, check_output_directory
+
+    check_output_directory(tmp_path / "new")
+    (tmp_path / "empty").mkdir()
+    check_output_directory(tmp_path / "empty")
+    marked = tmp_path / "marked"
+    marked.mkdir()
+    (marked / OUTPUT_MARKER).write_text("")
+    (marked / "whatever-cdktf-adds-later").write_text("")
+    check_output_directory(marked)
+    unmarked = tmp_path / "older-synth"
+    (unmarked / "stacks").mkdir(parents=True)
+    (unmarked / "manifest.json").write_text("{}")
+    check_output_directory(unmarked)
+    (tmp_path / "file").write_text("")
+    for refused in (tmp_path / "file", tmp_path):
+        with pytest.raises(ConfigError):
+            check_output_directory(refused)
