@@ -35,9 +35,10 @@ FAPI_SSL_POLICIES = (
 )
 
 # WSO2 Open Banking IAM product versions the toolkit supports and the JDK majors each runs
-# on: OB 3.0 (IAM on IS 5.11) runs on JDK 11 or 17. OB 2.0 (Key Manager, JDK 8) is not
-# supported: its datasource mapping is not in obiam/wso2.py.
-PRODUCT_JDKS: dict[str, tuple[int, ...]] = {"3.0.0": (11, 17)}
+# on. OB 3.0 on IS 5.11 runs on JDK 11 only: OB's prerequisites keep JDK 17 for IS 6.0 with
+# API Manager 4.2, and IS 5.11 GA's wso2server.sh (kernel 4.6.1) knows JDKs up to 11. OB 2.0
+# (Key Manager, JDK 8) is not supported: its datasource mapping is not in obiam/wso2.py.
+PRODUCT_JDKS: dict[str, tuple[int, ...]] = {"3.0.0": (11,)}
 DEFAULT_JDK = {"3.0.0": "11"}
 
 # WSO2's deployment guide: "There's a known issue with JDK1.8.0_151".
@@ -151,12 +152,23 @@ class ClusteringConfig(Model):
     local_member_port: Annotated[int, Field(ge=1024, le=65535)] = 5701
 
 
+class ApiManagerConfig(Model):
+    """The OB API Manager this Key Manager serves: the accelerator's token-revocation notifier and
+    its consent, DCR and portal links point at it (financial-open-banking 3.0.0 ob-is toml)."""
+
+    hostname: Annotated[str, _check(_HOSTNAME, "a lower-case DNS name such as apim.bank.example.com")]
+    # API Manager 4.0's defaults: management (internal data service) and gateway HTTPS ports.
+    management_port: Annotated[int, Field(ge=1, le=65535)] = 9443
+    gateway_port: Annotated[int, Field(ge=1, le=65535)] = 8243
+
+
 class ProductConfig(Model):
     version: Literal[tuple(PRODUCT_JDKS)] = "3.0.0"  # type: ignore[valid-type]
     pack_s3_uri: Annotated[str, _check(_S3_URI, "s3://<bucket>/<key>, the WSO2 OB IAM pack (.zip)")]
     # OB IAM packs ship with `[server] offset = 3`, so the HTTPS servlet port is 9443 + 3.
     port_offset: Annotated[int, Field(ge=0, le=1000)] = 3
     clustering: ClusteringConfig = ClusteringConfig()
+    api_manager: ApiManagerConfig
 
     @model_validator(mode="after")
     def _pack_is_a_zip(self) -> ProductConfig:
@@ -287,7 +299,7 @@ class DatabaseConfig(Model):
     backup_retention_period: Annotated[int, Field(ge=1, le=35)] = 14
     performance_insights: bool = True
     monitoring_interval: Literal[0, 1, 5, 10, 15, 30, 60] = 60
-    # WSO2 packs carry the MySQL driver only; other engines' JDBC driver jar comes from S3.
+    # IS 5.11 ships the H2 driver only: every engine's JDBC driver jar comes from S3.
     jdbc_driver_s3_uri: Annotated[str, _check(_S3_URI, "s3://<bucket>/<key>.jar")] | None = None
 
     @model_validator(mode="after")
@@ -300,10 +312,10 @@ class DatabaseConfig(Model):
         if self.max_allocated_storage < self.allocated_storage:
             problems.append((("max_allocated_storage",), self.max_allocated_storage,
                              f"must be at least allocated_storage ({self.allocated_storage})"))
-        needs_driver = not wso2.JDBC[self.engine].driver_in_pack
-        if needs_driver and self.jdbc_driver_s3_uri is None:
+        if self.jdbc_driver_s3_uri is None:
             problems.append((("jdbc_driver_s3_uri",), None,
-                             f"required for {self.engine}: WSO2 packs ship only the MySQL JDBC driver"))
+                             f"required for {self.engine}: WSO2 IS 5.11 ships only the H2 JDBC driver, so the "
+                             f"nodes need the {self.engine} driver jar (for MySQL 8: Connector/J 8.x)"))
         elif self.jdbc_driver_s3_uri is not None and not self.jdbc_driver_s3_uri.endswith(".jar"):
             problems.append((("jdbc_driver_s3_uri",), self.jdbc_driver_s3_uri, "allowed: a .jar object"))
         if problems:
@@ -414,7 +426,7 @@ class EnvironmentConfig(Model):
     product: ProductConfig
     nodes: NodesConfig = NodesConfig()
     load_balancer: LoadBalancerConfig
-    database: DatabaseConfig = DatabaseConfig()
+    database: DatabaseConfig
     directory: DirectoryConfig = DirectoryConfig()
     tags: TagsConfig
     state: RemoteStateConfig

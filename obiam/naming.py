@@ -79,6 +79,14 @@ class Names:
         return f"obiam/{self.environment}/directory-admin"
 
     @property
+    def wso2_db_secret(self) -> str:
+        return f"obiam/{self.environment}/wso2-database-user"
+
+    @property
+    def node_secret(self) -> str:
+        return f"obiam/{self.environment}/wso2-node"
+
+    @property
     def log_group_prefix(self) -> str:
         return f"/obiam/{self.environment}"
 

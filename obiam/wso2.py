@@ -4,9 +4,11 @@ One place for the facts the bootstrap templates and the stack both need: the
 runtime artifact directories to share, the databases and the deployment.toml
 section each maps to, the JDBC URL per engine, and the clustering properties.
 
-Sources: WSO2 OB IAM HA deployment guide (shared/reference), WSO2 Open Banking
-3.0 "Setting up databases" and "Configuring Identity Server for Open Banking",
-WSO2 IS 5.11 "Deployment guide" (clustering, artifact synchronization).
+Sources: WSO2 OB IAM HA deployment guide (shared/reference), wso2/docs-open-banking 3.0.0
+(install-and-setup/prerequisites, setting-up-databases, setting-up-servers),
+wso2/financial-open-banking 3.0.0 (open-banking-accelerator/accelerators/ob-is), wso2/product-is
+v5.11.0 and wso2/carbon-kernel v4.6.1 (repository/resources/conf: default.json, infer.json,
+key-mappings.json, templates). tests/test_wso2_contract.py names the file behind each rule.
 """
 
 from __future__ import annotations
@@ -16,8 +18,21 @@ from dataclasses import dataclass
 # WSO2's HA guide: runtime artifacts that must be shared between nodes.
 ARTIFACT_DIRECTORIES = ("eventpublishers", "userstores", "eventstreams", "humantasks", "bpel")
 
-HEALTH_CHECK_PATH = "/api/health-check/v1.0/health"
+# The deep check: with [carbon_health_check] enabled it tests every datasource and the primary
+# user store (carbon-health-check 1.2.5), so an RDS fail-over or a domain-controller blip turns
+# every node red at once. It feeds an alarm, never the load balancer.
+DEEP_HEALTH_CHECK_PATH = "/api/health-check/v1.0/health"
+# The load balancer's liveness check: the management console's login page, which Tomcat serves
+# only once Carbon has started its transports (after every OSGi service is up) and which needs no
+# database or directory round trip to render.
+LIVENESS_CHECK_PATH = "/carbon/admin/login.jsp"
 HTTPS_SERVLET_PORT = 9443
+
+# The OB accelerator's deployment.toml for IS 5.11, where the pack carries it (the accelerator zip's
+# repository/resources/; its configure.sh copies it over repository/conf/deployment.toml).
+ACCELERATOR_DEPLOYMENT_TOML = "repository/resources/wso2is-5.11.0-deployment.toml"
+# The least-privileged database user WSO2 connects as; the RDS master user is for schema set-up only.
+APPLICATION_DB_USER = "obiam_wso2"
 
 # The uid/gid WSO2's own container images run as; fixed so every node and every
 # EFS access point agree on file ownership.
@@ -35,9 +50,11 @@ class Database:
     # `database.identity_db` style table, or `datasource:<id>` for a [[datasource]] entry; None when the
     # IAM node does not use it (it is created for the API Manager side of Open Banking).
     toml: str | None
-    # Scripts under the IAM pack that create the tables, `{dialect}` replaced per engine. Empty when
-    # WSO2 creates the tables from the API Manager pack (its "Creating database tables" table).
+    # Scripts under the pack that create the tables, `{dialect}` replaced per engine. The API
+    # Manager 4.0 scripts OB's "Setting up databases" names travel in the pack under dbscripts/apim/.
     scripts: tuple[str, ...]
+    # Column changes OB's "Setting up databases" asks for after the scripts, per dialect.
+    alterations: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -53,14 +70,28 @@ class Product:
     hazelcast_aws_needs_imdsv1: bool
 
 
+# OB 3.0 "Setting up databases": SP_METADATA.VALUE and AM_APPLICATION_REGISTRATION.INPUTS are too
+# short in the API Manager script for OB's service-provider metadata and DCR requests.
+APIMGT_ALTERATIONS = (
+    ("mysql", "ALTER TABLE SP_METADATA MODIFY VALUE VARCHAR(4096); "
+              "ALTER TABLE AM_APPLICATION_REGISTRATION MODIFY INPUTS VARCHAR(7500);"),
+    ("postgresql", "ALTER TABLE SP_METADATA ALTER COLUMN VALUE TYPE VARCHAR(4096); "
+                   "ALTER TABLE AM_APPLICATION_REGISTRATION ALTER COLUMN INPUTS TYPE VARCHAR(7500);"),
+    ("mssql", "ALTER TABLE SP_METADATA ALTER COLUMN VALUE VARCHAR(4096); "
+              "ALTER TABLE AM_APPLICATION_REGISTRATION ALTER COLUMN INPUTS VARCHAR(7500);"),
+    ("oracle", "ALTER TABLE SP_METADATA MODIFY VALUE VARCHAR2(4000); "
+               "ALTER TABLE AM_APPLICATION_REGISTRATION MODIFY INPUTS VARCHAR2(4000);"),
+)
+
 PRODUCTS: dict[str, Product] = {
     "3.0.0": Product(
         version="3.0.0",
         databases=(
-            Database("openbank_apimgtdb", "database.identity_db", ()),
-            Database("openbank_am_configdb", None, ()),
-            Database("openbank_govdb", "database.shared_db", ()),
-            Database("openbank_userdb", "database.user", ()),
+            Database("openbank_apimgtdb", "database.identity_db", ("dbscripts/apim/apimgt/{dialect}.sql",),
+                     alterations=APIMGT_ALTERATIONS),
+            Database("openbank_am_configdb", None, ("dbscripts/apim/{dialect}.sql",)),
+            Database("openbank_govdb", "database.shared_db", ("dbscripts/apim/{dialect}.sql",)),
+            Database("openbank_userdb", "database.user", ("dbscripts/apim/{dialect}.sql",)),
             Database("openbank_iskm_configdb", "database.config", ("dbscripts/{dialect}.sql",)),
             Database("openbank_openbankingdb", "datasource:WSO2OB_DB",
                      ("dbscripts/open-banking/consent/{dialect}.sql",)),
@@ -84,32 +115,28 @@ class Jdbc:
     driver: str
     url: str  # with {host}, {port}, {database}; `&amp;` because WSO2 renders it into XML
     validation_query: str
-    # Packs ship the MySQL driver only; other engines' drivers come from an S3 object in config.
-    driver_in_pack: bool
     schema_tool: str | None  # the AL2023 client package the first-boot schema step uses
 
 
+# IS 5.11 ships H2 only (product-is v5.11.0 LICENSE.txt lists h2-1.4.199 and no other JDBC
+# driver), so every engine's driver comes from `database.jdbc_driver_s3_uri`. MySQL 8 needs
+# Connector/J 8.x, whose class is com.mysql.cj.jdbc.Driver.
+_SQLSERVER_URL = "jdbc:sqlserver://{host}:{port};databaseName={database};encrypt=true;trustServerCertificate=false"
+# Oracle: one schema (user) per WSO2 database in the RDS instance's ORCL service, as OB's guide
+# creates them; the API Manager and IS scripts would otherwise collide in one schema.
+_ORACLE_URL = "jdbc:oracle:thin:@//{host}:{port}/ORCL"
 JDBC: dict[str, Jdbc] = {
-    "mysql": Jdbc("mysql", "com.mysql.jdbc.Driver",
-                  "jdbc:mysql://{host}:{port}/{database}?autoReconnect=true&amp;useSSL=true&amp;requireSSL=true"
-                  "&amp;verifyServerCertificate=true",
-                  "SELECT 1", True, "mariadb105"),
+    "mysql": Jdbc("mysql", "com.mysql.cj.jdbc.Driver",
+                  "jdbc:mysql://{host}:{port}/{database}?sslMode=VERIFY_IDENTITY&amp;autoReconnect=true",
+                  "SELECT 1", "mariadb105"),
     "postgres": Jdbc("postgresql", "org.postgresql.Driver",
                      "jdbc:postgresql://{host}:{port}/{database}?sslmode=verify-full"
                      "&amp;sslrootcert=/opt/obiam/rds-ca-bundle.pem",
-                     "SELECT 1", False, "postgresql15"),
-    "sqlserver-se": Jdbc("mssql", "com.microsoft.sqlserver.jdbc.SQLServerDriver",
-                         "jdbc:sqlserver://{host}:{port};databaseName={database};encrypt=true;"
-                         "trustServerCertificate=false",
-                         "SELECT 1", False, None),
-    "sqlserver-ee": Jdbc("mssql", "com.microsoft.sqlserver.jdbc.SQLServerDriver",
-                         "jdbc:sqlserver://{host}:{port};databaseName={database};encrypt=true;"
-                         "trustServerCertificate=false",
-                         "SELECT 1", False, None),
-    "oracle-se2": Jdbc("oracle", "oracle.jdbc.OracleDriver", "jdbc:oracle:thin:@{host}:{port}/ORCL",
-                       "SELECT 1 FROM DUAL", False, None),
-    "oracle-ee": Jdbc("oracle", "oracle.jdbc.OracleDriver", "jdbc:oracle:thin:@{host}:{port}/ORCL",
-                      "SELECT 1 FROM DUAL", False, None),
+                     "SELECT 1", "postgresql15"),
+    "sqlserver-se": Jdbc("mssql", "com.microsoft.sqlserver.jdbc.SQLServerDriver", _SQLSERVER_URL, "SELECT 1", None),
+    "sqlserver-ee": Jdbc("mssql", "com.microsoft.sqlserver.jdbc.SQLServerDriver", _SQLSERVER_URL, "SELECT 1", None),
+    "oracle-se2": Jdbc("oracle", "oracle.jdbc.OracleDriver", _ORACLE_URL, "SELECT 1 FROM DUAL", None),
+    "oracle-ee": Jdbc("oracle", "oracle.jdbc.OracleDriver", _ORACLE_URL, "SELECT 1 FROM DUAL", None),
 }
 
 

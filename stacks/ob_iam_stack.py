@@ -24,6 +24,7 @@ from ob_iam.load_balancer import LoadBalancer, LoadBalancerProps, StickinessProp
 from ob_iam.network import ExistingVpcProps, Network, NetworkProps
 from ob_iam.node_group import NodeGroup, NodeGroupProps, autoscaling_service_role
 from ob_iam.node_logs import NodeLogs, NodeLogsProps
+from ob_iam.node_secrets import NodeSecrets, NodeSecretsProps
 from ob_iam.runtime_config import NodeRuntimeConfig, NodeRuntimeConfigProps
 from ob_iam.security import allow
 from ob_iam.web_application_firewall import WebApplicationFirewall, WebApplicationFirewallProps
@@ -141,10 +142,15 @@ class ObIamStack(TerraformStack):
             log_retention_days=retention, logs_kms_key_arn=logs_key.arn,
             prevent_destroy=protection.prevent_destroy))
 
+        node_secrets = NodeSecrets(self, "node-secrets", NodeSecretsProps(
+            database_secret_name=names.wso2_db_secret, node_secret_name=names.node_secret,
+            database_user=wso2.APPLICATION_DB_USER, kms_key_arn=data_key.arn,
+            prevent_destroy=protection.prevent_destroy))
         runtime = NodeRuntimeConfig(self, "node-runtime", NodeRuntimeConfigProps(
             name=names.runtime_parameter, efs_file_system_id=artifacts.file_system_id,
             efs_access_points=artifacts.access_point_ids, db_host=database.address,
             db_port=Token.as_string(database.port), db_secret_arn=database.secret_arn,
+            wso2_db_secret_arn=node_secrets.database_secret_arn, node_secret_arn=node_secrets.node_secret_arn,
             directory_dns_ips=directory.dns_ip_addresses, directory_secret_arn=directory.secret_arn,
             kms_key_arn=data_key.arn))
         node_logs = NodeLogs(self, "node-logs", NodeLogsProps(
@@ -180,7 +186,8 @@ class ObIamStack(TerraformStack):
             instance_tags=instance_tags, metadata_http_tokens=nodes_config.metadata_http_tokens,
             policy_statements=self._node_permissions(
                 partition=account.partition, region=config.region, artifacts=artifacts, runtime_arn=runtime.arn,
-                secret_arns=[database.secret_arn, directory.secret_arn], data_key_arn=data_key.arn,
+                secret_arns=[database.secret_arn, directory.secret_arn, *node_secrets.arns],
+                data_key_arn=data_key.arn,
                 log_group_arns=node_logs.arns),
         ))
         artifacts.allow_client(nodes.role_arn)

@@ -1,7 +1,8 @@
-"""The node boot script, as it sits (base64) in the synthesized launch template.
+"""The node boot script, as it sits (gzip, base64) in the synthesized launch template.
 
-shellcheck runs on the script and on every script it installs; the deployment.toml
-it writes is parsed with tomllib; the JSON with json.
+shellcheck runs on the script and on every script it installs; the deployment overlay it
+writes is parsed with tomllib; the JSON with json. The WSO2 rules the merged configuration
+must meet are in test_wso2_contract.py.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ import pytest
 
 from conftest import Synth
 from obiam import bootstrap
-from tfjson import deployment_toml, embedded_files, only, resources, user_data
+from tfjson import deployment_overlay, embedded_files, only, resources, user_data
 
 pytestmark = pytest.mark.synth
 
@@ -40,7 +40,8 @@ def test_user_data_passes_shellcheck(stack: dict[str, Any], tmp_path: Path) -> N
 
 def test_installed_scripts_pass_shellcheck(stack: dict[str, Any], tmp_path: Path) -> None:
     scripts = {p: body for p, body in embedded_files(user_data(stack)).items() if body.startswith("#!/bin/bash")}
-    assert {"/opt/obiam/bin/db-init", "/opt/obiam/bin/refresh-cluster-members"} <= set(scripts)
+    assert {"/opt/obiam/bin/db-init", "/opt/obiam/bin/prepare-start", "/opt/obiam/bin/node-runtime",
+            "/opt/obiam/bin/deep-health"} <= set(scripts)
     for path, body in scripts.items():
         shellcheck(body, tmp_path, Path(path).name)
 
@@ -50,9 +51,28 @@ def test_shellcheck_would_catch_a_broken_script(tmp_path: Path) -> None:
         shellcheck("#!/bin/bash\necho $UNQUOTED_VARIABLE\n", tmp_path, "broken.sh")
 
 
-def test_user_data_fits_the_ec2_limit(synth: Synth) -> None:
+def test_user_data_leaves_room_under_the_ec2_limit(synth: Synth) -> None:
+    """EC2 accepts 16 KiB of user data before base64; cloud-init gunzips gzip user data."""
+    import base64
+
     for name in synth.environments:
-        assert len(user_data(synth.stack(name)).encode()) <= 16384, name
+        packed = base64.b64decode(only(synth.stack(name), "aws_launch_template")["user_data"])
+        assert packed[:2] == b"\x1f\x8b", name
+        assert len(packed) <= 12 * 1024, f"{name}: {len(packed)} bytes compressed"
+
+
+def test_the_synthesized_user_data_embeds_exactly_the_node_files(synth: Synth) -> None:
+    # The contract tests check bootstrap.node_files(); this ties them to what is deployed.
+    for name, environment in synth.environments.items():
+        embedded = embedded_files(user_data(synth.stack(name)))
+        expected = bootstrap.node_files(bootstrap.settings_for(environment))
+        assert {path: embedded.get(path) for path in expected} == expected, name
+
+
+def test_user_data_that_outgrows_ec2_is_a_clear_error(environments: dict[str, Any], monkeypatch: Any) -> None:
+    monkeypatch.setattr(bootstrap, "USER_DATA_LIMIT", 100)
+    with pytest.raises(bootstrap.UserDataTooLarge, match=r"environments/dev: the node boot script is \d+ bytes"):
+        bootstrap.user_data_base64(environments["dev"])
 
 
 def test_user_data_is_plain_static_text(stack: dict[str, Any]) -> None:
@@ -60,60 +80,44 @@ def test_user_data_is_plain_static_text(stack: dict[str, Any]) -> None:
     assert "${" not in only(stack, "aws_launch_template")["user_data"]
 
 
-def test_deployment_toml_sets_hostname_offset_proxy_port_and_health_check(stack: dict[str, Any],
-                                                                           synth: Synth) -> None:
-    toml = deployment_toml(stack)
+def test_overlay_sets_hostname_offset_proxy_port_and_health_check(stack: dict[str, Any], synth: Synth) -> None:
+    overlay = deployment_overlay(stack)
     config = synth.environments[stack["//"]["metadata"]["stackName"]].config
-    assert toml["server"]["hostname"] == config.load_balancer.hostname
-    assert toml["server"]["offset"] == 3
-    assert toml["transport"]["https"]["properties"]["proxyPort"] == 443
-    assert toml["carbon_health_check"]["enable"] is True
+    assert overlay["server"]["hostname"] == config.load_balancer.hostname
+    assert overlay["server"]["offset"] == 3
+    assert overlay["transport"]["https"]["properties"]["proxyPort"] == 443
+    assert overlay["carbon_health_check"]["enable"] is True
 
 
 def test_every_node_joins_one_cluster(stack: dict[str, Any]) -> None:
-    clustering = deployment_toml(stack)["clustering"]
+    clustering = deployment_overlay(stack)["clustering"]
     name = stack["//"]["metadata"]["stackName"]
     assert clustering["membership_scheme"] == "wka"
     assert clustering["local_member_host"] == "@OBIAM_LOCAL_IP@"
     assert clustering["local_member_port"] == "5701"
     assert clustering["domain"] == f"wso2.obiam.{name}.domain"
+    assert clustering["members"] == ["@OBIAM_CLUSTER_MEMBERS@"]
     script = user_data(stack)
     # Members are listed before every start by the same tag and security group the nodes carry.
     unit = embedded_files(script)["/etc/systemd/system/wso2-obiam.service"]
-    assert "ExecStartPre=+/opt/obiam/bin/refresh-cluster-members" in unit
-    members = embedded_files(script)["/opt/obiam/bin/refresh-cluster-members"]
-    assert f"Name=tag:obiam:cluster,Values=obiam-{name}" in members
-    assert f"Name=instance.group-name,Values=obiam-{name}-nodes" in members
+    assert "ExecStartPre=+/opt/obiam/bin/prepare-start" in unit
+    prepare = embedded_files(script)["/opt/obiam/bin/prepare-start"]
+    assert f"Name=tag:obiam:cluster,Values=obiam-{name}" in prepare
+    assert f"Name=instance.group-name,Values=obiam-{name}-nodes" in prepare
 
 
 def test_aws_membership_scheme_renders_the_kernel_property_names(variants: dict[str, dict[str, Any]]) -> None:
-    clustering = deployment_toml(variants["aws-discovery"])["clustering"]
+    clustering = deployment_overlay(variants["aws-discovery"])["clustering"]
     assert clustering["membership_scheme"] == "aws"
     assert clustering["properties"] == {
         "region": "eu-west-2", "securityGroup": "obiam-aws-discovery-nodes", "tagKey": "obiam:cluster",
         "tagValue": "obiam-aws-discovery", "iamRole": "obiam-aws-discovery-node"}
-    assert "refresh-cluster-members" not in user_data(variants["aws-discovery"])
-
-
-def test_refresh_members_rewrites_only_the_marked_block(tmp_path: Path, environments: dict[str, Any]) -> None:
-    # Run the installed script's awk against the rendered toml with a fake member list.
-    settings = bootstrap.settings_for(environments["dev"])
-    toml = bootstrap.render_deployment_toml(settings)
-    script = bootstrap.render("refresh-cluster-members.sh.j2", settings)
-    awk = re.search(r"awk -v block=\"\$block\" '(.*?)' \"\$TOML\"", script, re.S)
-    assert awk
-    (tmp_path / "deployment.toml").write_text(toml)
-    (tmp_path / "block").write_text('[[clustering.members]]\nhostName = "10.40.0.5"\nport = "5701"\n\n')
-    out = subprocess.run(["awk", "-v", f"block={tmp_path / 'block'}", awk.group(1), str(tmp_path / "deployment.toml")],
-                         capture_output=True, text=True, check=True).stdout
-    parsed = tomllib.loads(out)
-    assert parsed["clustering"]["members"] == [{"hostName": "10.40.0.5", "port": "5701"}]
-    assert parsed["server"] == tomllib.loads(toml)["server"]
+    assert "describe-instances" not in user_data(variants["aws-discovery"])
 
 
 def test_heap_is_2g_by_default(cheapest: dict[str, Any]) -> None:
     assert 'readonly JVM_MEM_OPTS_VALUE="-Xms2048m -Xmx2048m"' in user_data(cheapest)
-    assert "printf 'JVM_MEM_OPTS=%s\\n'" in user_data(cheapest)
+    assert "printf 'JVM_MEM_OPTS=\"%s\"\\n' \"$JVM_MEM_OPTS_VALUE\"" in user_data(cheapest)
 
 
 def test_prod_heap_follows_the_config(prod: dict[str, Any]) -> None:
@@ -126,7 +130,9 @@ def test_bootstrap_installs_the_configured_jdk_and_fetches_the_pack(stack: dict[
     assert 'readonly JDK_MAJOR="11"' in script
     assert '"java-$JDK_MAJOR-amazon-corretto-headless"' in script
     assert f'readonly PACK_S3_URI="{config.product.pack_s3_uri}"' in script
-    assert 'aws s3 cp --region "$REGION" --only-show-errors "$PACK_S3_URI"' in script
+    assert 'aws s3 cp --region "$REGION" --only-show-errors "$PACK_S3_URI" /tmp/obiam-pack.zip' in script
+    # The pack is checked against the checksum published beside it before anything is unpacked.
+    assert script.index("sha256sum /tmp/obiam-pack.zip") < script.index("unzip -q /tmp/obiam-pack.zip")
 
 
 def test_service_runs_wso2_unprivileged_after_the_artifact_mounts(stack: dict[str, Any]) -> None:
@@ -134,8 +140,9 @@ def test_service_runs_wso2_unprivileged_after_the_artifact_mounts(stack: dict[st
     assert "User=wso2carbon" in unit
     assert "EnvironmentFile=/etc/obiam/wso2.env" in unit
     mounts = re.search(r"^RequiresMountsFor=(.*)$", unit, re.M)
-    assert mounts and sorted(mounts.group(1).split()) == sorted(
-        f"/mnt/obiam-artifacts/{d}" for d in ("eventpublishers", "userstores", "eventstreams", "humantasks", "bpel"))
+    assert mounts and sorted(mounts.group(1).split()) == sorted([*(
+        f"/mnt/obiam-artifacts/{d}" for d in ("eventpublishers", "userstores", "eventstreams", "humantasks", "bpel")),
+        "/mnt/obiam-control"])
 
 
 def test_logs_are_shipped_to_the_stack_log_groups(stack: dict[str, Any]) -> None:
@@ -147,12 +154,16 @@ def test_logs_are_shipped_to_the_stack_log_groups(stack: dict[str, Any]) -> None
     assert {g.rsplit("/", 1)[-1] for g in shipped} == {"bootstrap", "carbon", "audit", "http-access"}
 
 
-def test_no_secret_value_is_written_into_deployment_toml(stack: dict[str, Any]) -> None:
-    toml = deployment_toml(stack)
-    passwords = [toml["super_admin"]["password"], toml["user_store"]["connection_password"]]
-    passwords += [section["password"] for section in toml["database"].values()]
-    passwords += [ds["password"] for ds in toml["datasource"]]
-    assert set(passwords) <= {"$env{OBIAM_DB_PASSWORD}", "$env{OBIAM_LDAP_PASSWORD}"}
+def test_no_secret_value_is_in_the_user_data(stack: dict[str, Any]) -> None:
+    """Credentials are read from Secrets Manager before every start, never baked in."""
+    overlay = deployment_overlay(stack)
+    passwords = [overlay["super_admin"]["password"], overlay["user_store"]["connection_password"]]
+    passwords += [section["password"] for section in overlay["database"].values()]
+    passwords += [ds["password"] for ds in overlay["datasource"]]
+    assert set(passwords) <= {"@OBIAM_DB_PASSWORD@", "@OBIAM_DIRECTORY_PASSWORD@"}
+    assert overlay["encryption"]["key"] == "@OBIAM_ENCRYPTION_KEY@"
+    env_file = re.search(r"^\{\n(.*?)^\} > /etc/obiam/wso2.env", user_data(stack), re.M | re.S)
+    assert env_file and "PASSWORD" not in env_file.group(1)
 
 
 def test_values_that_could_escape_a_shell_string_are_refused(environments: dict[str, Any]) -> None:
@@ -171,14 +182,3 @@ def test_no_pipeline_stops_reading_early_under_pipefail(stack: dict[str, Any]) -
         if line.lstrip().startswith("#"):
             continue
         assert not re.search(r"\|\s*(head|grep -q)\b", line), line
-
-
-@pytest.mark.parametrize("password", ['plain', 'with "quotes"', "back\\slash", "$HOME and `id`", "end\\"])
-def test_secrets_are_quoted_for_the_systemd_environment_file(cheapest: dict[str, Any], password: str) -> None:
-    # Run the script's own systemd_quote in bash, then undo systemd's double-quote escapes.
-    (function,) = [line for line in user_data(cheapest).splitlines() if line.startswith("systemd_quote()")]
-    out = subprocess.run(["bash", "-c", f'{function}\nsystemd_quote "$1"', "_", password], capture_output=True,
-                         text=True, check=True).stdout
-    assert out.startswith('"') and out.endswith('"')
-    assert re.sub(r"\\(.)", r"\1", out[1:-1]) == password
-    assert '"' not in re.sub(r"\\.", "", out[1:-1]), "an unescaped quote would end the value early"

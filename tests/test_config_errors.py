@@ -100,7 +100,7 @@ def test_unquoted_version_number_is_explained() -> None:
 
 def test_jdk_must_fit_the_product_version() -> None:
     found = problems(with_values(nodes={"jdk": "8"}))
-    assert any(line.startswith("environments/prod.yaml: nodes.jdk = '8': WSO2 OB 3.0.0 runs on JDK 11 or 17")
+    assert any(line.startswith("environments/prod.yaml: nodes.jdk = '8': WSO2 OB 3.0.0 runs on JDK 11")
                for line in found), found
 
 
@@ -223,10 +223,13 @@ def test_ephemeral_environments_switch_every_protection_off() -> None:
                for line in found), found
 
 
-def test_engines_without_a_bundled_driver_need_one_from_s3() -> None:
-    found = problems(with_values(database={"engine": "postgres"}))
-    assert ("environments/prod.yaml: database.jdbc_driver_s3_uri: required for postgres: WSO2 packs ship only the "
-            "MySQL JDBC driver") in found
+def test_every_engine_needs_its_jdbc_driver_from_s3() -> None:
+    """IS 5.11 ships H2's driver only: wso2/product-is v5.11.0 LICENSE.txt lists h2-1.4.199 and no
+    MySQL or PostgreSQL connector; OB 3.0 "Setting up databases" step 3 adds the DBMS driver."""
+    for engine in ("mysql", "postgres"):
+        found = problems(with_values(database={"engine": engine, "jdbc_driver_s3_uri": None}))
+        assert any(line.startswith(f"environments/prod.yaml: database.jdbc_driver_s3_uri: required for {engine}: "
+                                   "WSO2 IS 5.11 ships only the H2 JDBC driver") for line in found), found
 
 
 def test_simple_ad_cannot_use_ldaps() -> None:

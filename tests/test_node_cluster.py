@@ -199,9 +199,17 @@ def test_target_group_speaks_https_to_the_servlet_port_with_offset(stack: dict[s
     assert int(group["deregistration_delay"]) > 0
 
 
-def test_health_check_uses_wso2_health_api_with_realistic_thresholds(stack: dict[str, Any]) -> None:
+def test_load_balancer_checks_liveness_not_every_dependency(stack: dict[str, Any]) -> None:
+    """carbon-health-check 1.2.5 (IS 5.11): with [carbon_health_check] enabled the health API tests
+    every datasource and the primary user store, so one RDS fail-over would fail every node at once
+    and the ASG (ELB health checks) would replace the whole fleet. The deep check feeds an alarm."""
     check = only(stack, "aws_lb_target_group")["health_check"]
-    assert check["path"] == "/api/health-check/v1.0/health"
+    assert check["path"] == "/carbon/admin/login.jsp"
+    alarms = {a["metric_name"]: a for a in resources(stack, "aws_cloudwatch_metric_alarm").values()
+              if "metric_name" in a}
+    deep = alarms["DeepHealth"]
+    assert (deep["namespace"], deep["statistic"], deep["threshold"]) == ("OBIAM/Nodes", "Minimum", 1)
+    assert deep["treat_missing_data"] == "breaching"
     assert check["protocol"] == "HTTPS" and check["matcher"] == "200"
     assert 10 <= check["interval"] <= 60 and check["timeout"] < check["interval"]
     assert 2 <= check["healthy_threshold"] <= 5 and 2 <= check["unhealthy_threshold"] <= 5

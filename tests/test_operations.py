@@ -148,6 +148,8 @@ def ready_account(session: Any, *, issued: bool = True, pack: bool = True, state
     s3.create_bucket(Bucket="example-bank-wso2", CreateBucketConfiguration={"LocationConstraint": REGION})
     if pack:
         s3.put_object(Bucket="example-bank-wso2", Key="wso2-obiam-3.0.0.zip", Body=b"PK")
+    s3.put_object(Bucket="example-bank-wso2", Key="wso2-obiam-3.0.0.zip.sha256", Body=b"0" * 64)
+    s3.put_object(Bucket="example-bank-wso2", Key="mysql-connector-j-8.4.0.jar", Body=b"PK")
     if state_bucket:
         s3.create_bucket(Bucket="example-bank-tfstate", CreateBucketConfiguration={"LocationConstraint": REGION})
     return arn
@@ -158,7 +160,7 @@ def test_preflight_passes_on_a_ready_account(mocked: Any) -> None:
     checks = preflight(mocked, environment(load_balancer={"certificate_arn": arn}), REGION)
     assert names(checks, False) == set(), checks
     assert names(checks, True) == {"availability zones", "instance type", "AMI", "certificate", "product pack",
-                                   "state bucket"}
+                                   "product pack checksum", "JDBC driver", "state bucket"}
 
 
 @pytest.mark.parametrize(("setup", "changes", "failing"), [
@@ -213,7 +215,7 @@ def test_preflight_cli_exits_1_on_a_failed_check_and_prints_plain_text(mocked: A
     result = CliRunner().invoke(app, ["preflight", "--env", "dev", "--environments-dir", str(directory)])
     assert result.exit_code == 1
     assert "FAIL  product pack: s3://example-bank-wso2/wso2-obiam-3.0.0.zip not found" in result.output
-    assert result.output.rstrip().endswith("5 passed, 1 failed")
+    assert result.output.rstrip().endswith("7 passed, 1 failed")
 
 
 # --- verify ------------------------------------------------------------------------------------
@@ -457,7 +459,7 @@ def test_console_script_runs_against_an_aws_compatible_endpoint(moto_server: str
     assert again.stdout.strip().endswith("already in place, nothing changed")
     after = run("preflight", "--env", "dev")
     assert after.returncode == 0, after.stdout + after.stderr
-    assert after.stdout.rstrip().endswith("6 passed, 0 failed")
+    assert after.stdout.rstrip().endswith("8 passed, 0 failed")
 
 
 def test_unreachable_endpoint_is_one_line_and_exit_2(tmp_path: Any) -> None:

@@ -82,7 +82,7 @@ def kms_ref(value: str) -> bool:
 def test_stateful_data_is_encrypted_with_customer_managed_keys(stack: dict[str, Any]) -> None:
     assert kms_ref(only(stack, "aws_efs_file_system")["kms_key_id"])
     assert kms_ref(only(stack, "aws_db_instance")["kms_key_id"])
-    assert kms_ref(only(stack, "aws_secretsmanager_secret")["kms_key_id"])
+    assert all(kms_ref(secret["kms_key_id"]) for secret in resources(stack, "aws_secretsmanager_secret").values())
     assert kms_ref(only(stack, "aws_ssm_parameter")["key_id"])
     assert kms_ref(only(stack, "aws_sns_topic")["kms_master_key_id"])
     (device,) = only(stack, "aws_launch_template")["block_device_mappings"]
@@ -152,8 +152,8 @@ def test_waf_is_optional_below_production(synth: Synth) -> None:
 
 # --- alarms ------------------------------------------------------------------------------------
 
-EXPECTED_ALARMS = ("healthy-hosts", "5xx-rate", "response-time-p99", "node-cpu", "node-memory", "db-cpu",
-                   "db-free-storage", "efs-io-limit")
+EXPECTED_ALARMS = ("healthy-hosts", "5xx-rate", "response-time-p99", "node-cpu", "node-memory", "deep-health",
+                   "db-cpu", "db-free-storage", "efs-io-limit")
 
 
 def test_alarms_cover_the_ways_the_login_service_fails(stack: dict[str, Any]) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from conftest import Synth
-from tfjson import as_list, deployment_toml, embedded_files, only, policy_statements, ref, resources, user_data
+from tfjson import as_list, deployment_overlay, embedded_files, only, policy_statements, ref, resources, user_data
 
 pytestmark = pytest.mark.synth
 
@@ -144,7 +144,7 @@ def test_postgres_environment_gets_its_family_tls_and_jdbc_url(variants: dict[st
     group = only(stack, "aws_db_parameter_group")
     assert group["family"] == "postgres13"
     assert {p["name"]: p["value"] for p in group["parameter"]}["rds.force_ssl"] == "1"
-    identity = deployment_toml(stack)["database"]["identity_db"]
+    identity = deployment_overlay(stack)["database"]["identity_db"]
     assert identity["url"].startswith("jdbc:postgresql://@OBIAM_DB_HOST@:@OBIAM_DB_PORT@/openbank_apimgtdb?")
     assert identity["driver"] == "org.postgresql.Driver"
     assert 'readonly JDBC_DRIVER_S3_URI="s3://example-bank-wso2/drivers/postgresql-42.7.4.jar"' in user_data(stack)
@@ -159,45 +159,56 @@ def test_db_accepts_its_port_from_the_nodes_only(stack: dict[str, Any]) -> None:
         (ref("aws_security_group", nodes_sg, "id"), 3306)]
 
 
-def test_node_role_reads_exactly_the_db_and_directory_secrets(stack: dict[str, Any]) -> None:
+def test_node_role_reads_exactly_the_db_directory_and_wso2_secrets(stack: dict[str, Any]) -> None:
     statements = [s for s in policy_statements(stack, "aws_iam_role_policy")
                   if "secretsmanager:GetSecretValue" in as_list(s["Action"])]
     (statement,) = statements
-    secret = name_of(stack, "aws_secretsmanager_secret")
+    secrets = [ref("aws_secretsmanager_secret", n, "arn") for n in resources(stack, "aws_secretsmanager_secret")]
+    assert len(secrets) == 3
     assert sorted(as_list(statement["Resource"])) == sorted([
-        "${aws_db_instance." + name_of(stack, "aws_db_instance") + ".master_user_secret[0].secret_arn}",
-        ref("aws_secretsmanager_secret", secret, "arn")])
+        "${aws_db_instance." + name_of(stack, "aws_db_instance") + ".master_user_secret[0].secret_arn}", *secrets])
 
 
-def test_deployment_toml_points_each_wso2_database_at_its_section(stack: dict[str, Any]) -> None:
-    toml = deployment_toml(stack)
-    expected = {"identity_db": "openbank_apimgtdb", "shared_db": "openbank_govdb", "user": "openbank_userdb",
-                "config": "openbank_iskm_configdb"}
-    for section, database in expected.items():
-        url = toml["database"][section]["url"]
-        assert url.startswith(f"jdbc:mysql://@OBIAM_DB_HOST@:@OBIAM_DB_PORT@/{database}?"), section
-        assert "useSSL=true" in url and "requireSSL=true" in url
-        assert toml["database"][section]["driver"] == "com.mysql.jdbc.Driver"
-    (openbanking,) = toml["datasource"]
-    assert openbanking["id"] == "WSO2OB_DB" and "/openbank_openbankingdb?" in openbanking["url"]
-
-
-def test_db_credentials_come_from_the_service_environment(stack: dict[str, Any]) -> None:
-    toml = deployment_toml(stack)
-    for section in toml["database"].values():
-        assert (section["username"], section["password"]) == ("$env{OBIAM_DB_USERNAME}", "$env{OBIAM_DB_PASSWORD}")
+def test_wso2_connects_with_tls_as_its_own_least_privileged_user(stack: dict[str, Any]) -> None:
+    """RDS rotates the master secret every 7 days (RDS User Guide, "Password management with
+    Amazon RDS and Secrets Manager"); Secrets Manager recommends a least-privileged application user."""
+    overlay = deployment_overlay(stack)
+    for section in [*overlay["database"].values(), *overlay["datasource"]]:
+        assert section["url"].startswith("jdbc:mysql://@OBIAM_DB_HOST@:@OBIAM_DB_PORT@/")
+        assert "sslMode=VERIFY_IDENTITY" in section["url"]
+        assert (section["username"], section["password"]) == ("obiam_wso2", "@OBIAM_DB_PASSWORD@")
+        assert section["driver"] == "com.mysql.cj.jdbc.Driver"
+    db_init = embedded_files(user_data(stack))["/opt/obiam/bin/db-init"]
+    grants = re.findall(r"GRANT (.*?) ON (\w+)\.\* TO '\$APP_USER'", db_init)
+    assert {privileges for privileges, _ in grants} == {"SELECT, INSERT, UPDATE, DELETE, EXECUTE, "
+                                                         "CREATE TEMPORARY TABLES"}
+    assert len(grants) == 6
 
 
 def test_schemas_are_created_once_per_environment_under_a_lock(stack: dict[str, Any]) -> None:
+    """docs-open-banking 3.0.0 setting-up-databases.md: the tables of apimgtdb, am_configdb, govdb
+    and userdb come from the API Manager 4.0 scripts, iskm_configdb from IS's, openbankingdb from
+    the accelerator's consent script; then SP_METADATA.VALUE and AM_APPLICATION_REGISTRATION.INPUTS
+    are widened."""
     db_init = embedded_files(user_data(stack))["/opt/obiam/bin/db-init"]
     assert 'exec 9>"$CONTROL/db-init.lock"' in db_init and "flock 9" in db_init
-    assert db_init.index("if [[ -f $MARKER ]]") < db_init.index("CREATE DATABASE")
-    assert db_init.rstrip().endswith('echo "db-init: databases and IAM tables created"')
+    assert db_init.index("if [[ ! -f $SCHEMA_MARKER ]]") < db_init.index("CREATE DATABASE")
     for database in ("openbank_apimgtdb", "openbank_am_configdb", "openbank_govdb", "openbank_userdb",
                      "openbank_iskm_configdb", "openbank_openbankingdb"):
         assert f"CREATE DATABASE IF NOT EXISTS {database} CHARACTER SET latin1" in db_init
-    assert 'sql openbank_iskm_configdb < "$CARBON_HOME/dbscripts/mysql.sql"' in db_init
-    assert 'sql openbank_openbankingdb < "$CARBON_HOME/dbscripts/open-banking/consent/mysql.sql"' in db_init
+    assert 'sql openbank_apimgtdb < "$(script dbscripts/apim/apimgt/mysql.sql)"' in db_init
+    for database in ("openbank_am_configdb", "openbank_govdb", "openbank_userdb"):
+        assert f'sql {database} < "$(script dbscripts/apim/mysql.sql)"' in db_init
+    assert 'sql openbank_iskm_configdb < "$(script dbscripts/mysql.sql)"' in db_init
+    assert 'sql openbank_openbankingdb < "$(script dbscripts/open-banking/consent/mysql.sql)"' in db_init
+    assert "ALTER TABLE SP_METADATA MODIFY VALUE VARCHAR(4096)" in db_init
+    assert "ALTER TABLE AM_APPLICATION_REGISTRATION MODIFY INPUTS VARCHAR(7500)" in db_init
+
+
+def test_mysql_lets_consent_attributes_past_1024_characters(prod: dict[str, Any]) -> None:
+    """docs-open-banking 3.0.0 setting-up-databases.md: group_concat_max_len = 10000 for MySQL."""
+    group = only(prod, "aws_db_parameter_group")
+    assert {p["name"]: p["value"] for p in group["parameter"]}["group_concat_max_len"] == "10000"
 
 
 # --- directory ---------------------------------------------------------------------------------
@@ -223,25 +234,28 @@ def test_cheapest_directory_is_simple_ad(cheapest: dict[str, Any]) -> None:
 
 
 def test_directory_password_is_generated_and_kept_only_in_secrets_manager(stack: dict[str, Any]) -> None:
-    password = ref("random_password", name_of(stack, "random_password"), "result")
+    (directory_password,) = [n for n, p in resources(stack, "random_password").items() if n.startswith("directory")]
+    password = ref("random_password", directory_password, "result")
     assert only(stack, "aws_directory_service_directory")["password"] == password
-    secret_value = json.loads(only(stack, "aws_secretsmanager_secret_version")["secret_string"])
+    (secret_value,) = [json.loads(v["secret_string"]) for v in resources(stack, "aws_secretsmanager_secret_version")
+                       .values() if "directory" in v["secret_id"]]
     assert secret_value["password"] == password
-    assert only(stack, "aws_secretsmanager_secret")["kms_key_id"].startswith("${aws_kms_key.")
+    assert all(secret["kms_key_id"].startswith("${aws_kms_key.")
+               for secret in resources(stack, "aws_secretsmanager_secret").values())
     assert "random_password" not in json.dumps(stack.get("output", {}))
     assert "random_password" not in json.dumps(resources(stack, "aws_ssm_parameter"))
     assert "random_password" not in user_data(stack)
 
 
 def test_user_store_binds_to_both_domain_controllers(stack: dict[str, Any]) -> None:
-    user_store = deployment_toml(stack)["user_store"]
-    assert user_store["connection_url"] == "ldap://@OBIAM_LDAP_HOST_1@:389 ldap://@OBIAM_LDAP_HOST_2@:389"
-    assert user_store["connection_password"] == "$env{OBIAM_LDAP_PASSWORD}"
-    assert user_store["type"] == "active_directory_unique_id"
+    user_store = deployment_overlay(stack)["user_store"]
+    assert user_store["connection_url"] == "ldap://@OBIAM_LDAP_1_IP@:389 ldap://@OBIAM_LDAP_2_IP@:389"
+    assert user_store["connection_password"] == "@OBIAM_DIRECTORY_PASSWORD@"
+    assert user_store["type"] == "read_only_ldap_unique_id"
 
 
 def test_prod_user_store_binds_as_the_managed_ad_admin(prod: dict[str, Any]) -> None:
-    user_store = deployment_toml(prod)["user_store"]
+    user_store = deployment_overlay(prod)["user_store"]
     assert user_store["connection_name"] == (
         "CN=Admin,OU=Users,OU=OBIAM,DC=corp,DC=obiam,DC=bank,DC=example,DC=com")
 
@@ -249,7 +263,7 @@ def test_prod_user_store_binds_as_the_managed_ad_admin(prod: dict[str, Any]) -> 
 def test_runtime_parameter_carries_addresses_and_secret_arns_but_no_secret(stack: dict[str, Any]) -> None:
     value = only(stack, "aws_ssm_parameter")["value"]
     for key in ("efs_file_system_id", "efs_access_points", "db_host", "db_port", "db_secret_arn",
-                "directory_dns_ips", "directory_secret_arn"):
+                "wso2_db_secret_arn", "node_secret_arn", "directory_dns_ips", "directory_secret_arn"):
         assert f'"{key}" = ' in value
     assert "random_password" not in value and "secret_string" not in value
 
@@ -269,7 +283,7 @@ def test_prod_stateful_resources_cannot_be_destroyed(prod: dict[str, Any]) -> No
     assert only(prod, "aws_db_instance")["deletion_protection"] is True
     assert only(prod, "aws_lb")["enable_deletion_protection"] is True
     assert only(prod, "aws_s3_bucket")["force_destroy"] is False
-    assert only(prod, "aws_secretsmanager_secret")["recovery_window_in_days"] == 30
+    assert {s["recovery_window_in_days"] for s in resources(prod, "aws_secretsmanager_secret").values()} == {30}
 
 
 def test_ephemeral_environment_is_removed_by_one_destroy(cheapest: dict[str, Any]) -> None:
@@ -278,7 +292,7 @@ def test_ephemeral_environment_is_removed_by_one_destroy(cheapest: dict[str, Any
             assert not resource.get("lifecycle", {}).get("prevent_destroy"), f"{resource_type}.{name}"
     db = only(cheapest, "aws_db_instance")
     assert db["deletion_protection"] is False and db["skip_final_snapshot"] is True
-    assert only(cheapest, "aws_secretsmanager_secret")["recovery_window_in_days"] == 0
+    assert {s["recovery_window_in_days"] for s in resources(cheapest, "aws_secretsmanager_secret").values()} == {0}
     assert all(g.get("deletion_protection_enabled") is not True
                for g in resources(cheapest, "aws_cloudwatch_log_group").values())
 

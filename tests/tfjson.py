@@ -34,10 +34,11 @@ def name_of(stack: dict[str, Any], resource_type: str, predicate: Any = None) ->
 
 
 def user_data(stack: dict[str, Any]) -> str:
-    """The node boot script, decoded from the one launch template."""
+    """The node boot script, decoded from the one launch template and gunzipped as cloud-init does."""
     import base64
+    import gzip
 
-    return base64.b64decode(only(stack, "aws_launch_template")["user_data"]).decode("utf-8")
+    return gzip.decompress(base64.b64decode(only(stack, "aws_launch_template")["user_data"])).decode("utf-8")
 
 
 def embedded_files(script: str) -> dict[str, str]:
@@ -49,12 +50,11 @@ def embedded_files(script: str) -> dict[str, str]:
     return {m["path"].strip('"'): m["body"] for m in pattern.finditer(script)}
 
 
-def deployment_toml(stack: dict[str, Any]) -> dict[str, Any]:
+def deployment_overlay(stack: dict[str, Any]) -> dict[str, Any]:
+    """This deployment's settings the node lays over the OB accelerator's deployment.toml."""
     import tomllib
 
-    files = embedded_files(user_data(stack))
-    (path,) = [p for p in files if p.endswith("deployment.toml")]
-    return tomllib.loads(files[path])
+    return tomllib.loads(embedded_files(user_data(stack))["/etc/obiam/deployment.overlay.toml"])
 
 
 def policy_statements(stack: dict[str, Any], resource_type: str, attribute: str = "policy") -> list[dict[str, Any]]:

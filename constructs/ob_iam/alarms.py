@@ -60,6 +60,10 @@ class Alarms(Construct):
              "Average", "GreaterThanThreshold", props.cpu_percent, 15),
             ("node-memory", "Node memory above 90% (JVM heap plus OS; WSO2 needs 2 GB for the OS)",
              props.node_metrics_namespace, "mem_used_percent", group, "Maximum", "GreaterThanThreshold", 90, 5),
+            # Each node publishes WSO2's deep health check (every datasource and the user store) once a
+            # minute; the load balancer only checks liveness, so this is where a dependency outage shows.
+            ("deep-health", "A WSO2 node's deep health check (databases, user store) has failed for 3 minutes",
+             props.node_metrics_namespace, "DeepHealth", group, "Minimum", "LessThanThreshold", 1, 3),
             ("db-cpu", f"Database CPU above {props.cpu_percent}% for 15 minutes", "AWS/RDS", "CPUUtilization", db,
              "Average", "GreaterThanThreshold", props.cpu_percent, 15),
             ("db-free-storage", "Database free storage below 10% of the allocated size", "AWS/RDS",
@@ -70,7 +74,7 @@ class Alarms(Construct):
         ]
         for suffix, description, namespace, metric, dimensions, statistic, operator, threshold, minutes in thresholds:
             # No data from the target group means no healthy node at all, not "all fine".
-            missing = "breaching" if metric == "HealthyHostCount" else "notBreaching"
+            missing = "breaching" if metric in ("HealthyHostCount", "DeepHealth") else "notBreaching"
             percentile = statistic.startswith("p")
             self._add(suffix, description, evaluation_periods=minutes, datapoints_to_alarm=minutes,
                       comparison_operator=operator, threshold=threshold, treat_missing_data=missing, period=60,

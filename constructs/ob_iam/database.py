@@ -38,6 +38,9 @@ def engine_settings(engine: str, major: str) -> EngineSettings:
                 ("collation_server", "latin1_swedish_ci", "immediate"),
                 # WSO2's scripts create triggers; with binary logging on (backups) MySQL needs this.
                 ("log_bin_trust_function_creators", "1", "immediate"),
+                # OB 3.0 "Setting up databases": consent attributes are read with GROUP_CONCAT,
+                # which cuts at 1024 characters by default.
+                ("group_concat_max_len", "10000", "immediate"),
                 ("slow_query_log", "1", "immediate"),
                 ("long_query_time", "2", "immediate"),
             ),

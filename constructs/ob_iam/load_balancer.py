@@ -95,7 +95,7 @@ class LoadBalancer(Construct):
                 enabled=True, type=sticky.type, cookie_duration=sticky.cookie_duration,
                 cookie_name=sticky.cookie_name if sticky.type == "app_cookie" else None),
             health_check=LbTargetGroupHealthCheck(
-                enabled=True, protocol="HTTPS", port="traffic-port", path=wso2.HEALTH_CHECK_PATH, matcher="200",
+                enabled=True, protocol="HTTPS", port="traffic-port", path=wso2.LIVENESS_CHECK_PATH, matcher="200",
                 interval=30, timeout=10, healthy_threshold=3, unhealthy_threshold=3),
         )
         self.target_group_arn = self.target_group.arn

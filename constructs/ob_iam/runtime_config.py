@@ -22,6 +22,8 @@ class NodeRuntimeConfigProps:
     db_host: str
     db_port: str
     db_secret_arn: str
+    wso2_db_secret_arn: str
+    node_secret_arn: str
     directory_dns_ips: list[str]
     directory_secret_arn: str
     kms_key_arn: str
@@ -42,6 +44,8 @@ class NodeRuntimeConfig(Construct):
                 "db_host": props.db_host,
                 "db_port": props.db_port,
                 "db_secret_arn": props.db_secret_arn,
+                "wso2_db_secret_arn": props.wso2_db_secret_arn,
+                "node_secret_arn": props.node_secret_arn,
                 "directory_dns_ips": props.directory_dns_ips,
                 "directory_secret_arn": props.directory_secret_arn,
             }),

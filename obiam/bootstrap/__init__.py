@@ -1,16 +1,23 @@
 """The node bootstrap (EC2 user data), rendered from the template files in `templates/`.
 
-Everything here is known when the stack is synthesized, so the user data is a
-static script: the launch template changes exactly when this output changes,
-and reviewers see it in the synth diff. Values that exist only after deploy
-(EFS, database and directory ids and addresses) are read at boot from one SSM
-parameter that the stack writes (`Names.runtime_parameter`).
+Everything here is known when the stack is synthesized, so the user data is a static
+script: the launch template changes exactly when this output changes, and reviewers see
+it in the synth diff (and, file by file, in `obiam node-config`). Values that exist only
+after deploy (EFS, database and directory ids and addresses, the ARNs of the secrets) are
+read on the node from one SSM parameter that the stack writes (`Names.runtime_parameter`).
+
+The node's deployment.toml is not written here: `node/obiam_config.py` merges the OB
+accelerator's file from the pack with the overlay rendered here, before every WSO2 start.
+The user data is gzip-compressed (cloud-init unpacks it), which leaves room under EC2's
+16 KiB limit for the embedded files.
 """
 
 from __future__ import annotations
 
 import base64
+import gzip
 from dataclasses import dataclass
+from pathlib import Path
 
 import jinja2
 
@@ -21,16 +28,23 @@ from obiam.naming import CLUSTER_TAG_KEY, Names
 
 # Characters that could end a double-quoted shell or TOML string, or expand in one.
 _UNSAFE = ('"', "$", "`", "\\", "\n", "\r")
-# EC2 refuses user data over 16 KiB.
+# EC2 refuses user data over 16 KiB (before base64).
 USER_DATA_LIMIT = 16384
 METRICS_NAMESPACE = "OBIAM/Nodes"
+CONFIG_TOOL = Path(__file__).parent / "node" / "obiam_config.py"
+
+
+class UserDataTooLarge(ValueError):
+    """The compressed user data would not fit EC2's limit."""
 
 
 @dataclass(frozen=True)
 class RenderedDatabase:
     name: str
     url: str
+    user: str
     scripts: tuple[str, ...]
+    alterations: str
 
 
 @dataclass(frozen=True)
@@ -47,6 +61,7 @@ class BootstrapSettings:
     runtime_parameter: str
     pack_s3_uri: str
     jdbc_driver_s3_uri: str
+    accelerator_toml: str
     jdk: str
     jdk_major: int
     heap_mib: int
@@ -54,9 +69,15 @@ class BootstrapSettings:
     artifact_directories: tuple[str, ...]
     artifact_mounts: tuple[str, ...]
     hostname: str
+    api_manager_hostname: str
+    api_manager_management_port: int
+    api_manager_gateway_port: int
     port_offset: int
+    https_port: int
     admin_username: str
     user_store_type: str
+    user_store_read_only: bool
+    user_store_read_only_reason: str
     ldap_urls: str
     bind_dn: str
     user_base_dn: str
@@ -71,8 +92,10 @@ class BootstrapSettings:
     database_sections: tuple[tuple[str, RenderedDatabase], ...]
     datasources: tuple[tuple[str, RenderedDatabase], ...]
     databases: tuple[RenderedDatabase, ...]
+    app_db_user: str
     jdbc_driver: str
     validation_query: str
+    pool_max_active: int
     schema_engine: str | None
     schema_tool: str | None
     mutual_tls_passthrough: bool
@@ -80,6 +103,7 @@ class BootstrapSettings:
     log_files: tuple[LogFile, ...]
     metrics_namespace: str
     autoscaling_group: str
+    deep_health_path: str
 
 
 def domain_dn(domain: str) -> str:
@@ -95,20 +119,31 @@ def settings_for(environment: Environment) -> BootstrapSettings:
 
     def database(d: wso2.Database) -> RenderedDatabase:
         url = jdbc.url.format(host="@OBIAM_DB_HOST@", port="@OBIAM_DB_PORT@", database=d.name)
-        return RenderedDatabase(d.name, url, tuple(s.format(dialect=jdbc.dialect) for s in d.scripts))
+        # Oracle: one schema (user) per WSO2 database, named after it, as OB's guide sets them up.
+        user = d.name if jdbc.dialect == "oracle" else wso2.APPLICATION_DB_USER
+        alterations = dict(d.alterations).get(jdbc.dialect, "")
+        return RenderedDatabase(d.name, url, user, tuple(s.format(dialect=jdbc.dialect) for s in d.scripts),
+                                alterations)
 
     directory = config.directory
     dc = domain_dn(directory.name)
     if directory.type == "MicrosoftAD":
         # Managed Microsoft AD keeps its delegated users in OU=Users,OU=<NetBIOS name>.
         admin, user_base = "Admin", f"OU=Users,OU={directory.netbios_name},{dc}"
-        bind_dn = f"CN=Admin,{user_base}"
     else:
         admin, user_base = "Administrator", f"CN=Users,{dc}"
-        bind_dn = f"CN=Administrator,{user_base}"
-    scheme, port = ("ldaps", 636) if directory.ldaps else ("ldap", 389)
-    # Both domain controllers, space-separated: JNDI fails over to the second.
-    ldap_urls = f"{scheme}://@OBIAM_LDAP_HOST_1@:{port} {scheme}://@OBIAM_LDAP_HOST_2@:{port}"
+    if directory.ldaps:
+        # LDAPS to the directory's DNS name: the domain controllers' certificates name the domain,
+        # not their IP addresses, and JNDI checks the name.
+        ldap_urls = f"ldaps://{directory.name}:636"
+        read_only, reason = False, ""
+    else:
+        # Both domain controllers, space-separated: JNDI fails over to the second.
+        ldap_urls = "ldap://@OBIAM_LDAP_1_IP@:389 ldap://@OBIAM_LDAP_2_IP@:389"
+        read_only = True
+        reason = ("Read-only: without LDAPS, Active Directory refuses password writes (unicodePwd needs an "
+                  "encrypted connection), so WSO2 must not offer user or password changes.")
+    user_store_type = "active_directory_unique_id" if not read_only else "read_only_ldap_unique_id"
 
     properties = product.aws_clustering_properties
     aws_properties = (
@@ -126,6 +161,7 @@ def settings_for(environment: Environment) -> BootstrapSettings:
         runtime_parameter=names.runtime_parameter,
         pack_s3_uri=config.product.pack_s3_uri,
         jdbc_driver_s3_uri=config.database.jdbc_driver_s3_uri or "",
+        accelerator_toml=wso2.ACCELERATOR_DEPLOYMENT_TOML,
         jdk=config.jdk,
         jdk_major=jdk_major(config.jdk),
         heap_mib=config.nodes.jvm_heap_mib,
@@ -133,11 +169,17 @@ def settings_for(environment: Environment) -> BootstrapSettings:
         artifact_directories=wso2.ARTIFACT_DIRECTORIES,
         artifact_mounts=tuple(f"/mnt/obiam-artifacts/{d}" for d in wso2.ARTIFACT_DIRECTORIES),
         hostname=config.load_balancer.hostname,
+        api_manager_hostname=config.product.api_manager.hostname,
+        api_manager_management_port=config.product.api_manager.management_port,
+        api_manager_gateway_port=config.product.api_manager.gateway_port,
         port_offset=config.product.port_offset,
+        https_port=config.product.https_port,
         admin_username=admin,
-        user_store_type=product.active_directory_user_store,
+        user_store_type=user_store_type,
+        user_store_read_only=read_only,
+        user_store_read_only_reason=reason,
         ldap_urls=ldap_urls,
-        bind_dn=bind_dn,
+        bind_dn=f"CN={admin},{user_base}",
         user_base_dn=user_base,
         membership_scheme=config.product.clustering.membership_scheme,
         cluster_domain=f"wso2.obiam.{environment.name}.domain",
@@ -151,8 +193,11 @@ def settings_for(environment: Environment) -> BootstrapSettings:
                                 if d.toml is not None),
         datasources=tuple((ds_id, database(d)) for ds_id, d in wso2.toml_datasources(product)),
         databases=tuple(database(d) for d in product.databases),
+        app_db_user=wso2.APPLICATION_DB_USER,
         jdbc_driver=jdbc.driver,
         validation_query=jdbc.validation_query,
+        # OB 3.0 "Setting up databases": 150 connections, 300 on SQL Server.
+        pool_max_active=300 if jdbc.dialect == "mssql" else 150,
         schema_engine=schema_engine,
         schema_tool=jdbc.schema_tool,
         mutual_tls_passthrough=config.load_balancer.mutual_authentication.mode == "passthrough",
@@ -160,6 +205,7 @@ def settings_for(environment: Environment) -> BootstrapSettings:
         log_files=tuple(LogFile(path, names.log_group(kind)) for kind, path in LOG_FILES),
         metrics_namespace=METRICS_NAMESPACE,
         autoscaling_group=names.autoscaling_group,
+        deep_health_path=wso2.DEEP_HEALTH_CHECK_PATH,
     )
     _refuse_unsafe_values(settings)
     return settings
@@ -175,7 +221,7 @@ LOG_FILES = (
 
 def _refuse_unsafe_values(settings: BootstrapSettings) -> None:
     # Config validation already restricts these; this keeps a future field from slipping a
-    # quote or `$(...)` into a root shell script or deployment.toml.
+    # quote or `$(...)` into a root shell script or the overlay.
     for field, value in vars(settings).items():
         for text in _strings(value):
             if any(c in text for c in _UNSAFE):
@@ -208,25 +254,56 @@ def render(template: str, settings: BootstrapSettings, **extra: str) -> str:
     return _TEMPLATES.get_template(template).render(s=settings, **extra)
 
 
-def render_deployment_toml(settings: BootstrapSettings) -> str:
-    return render("deployment.toml.j2", settings)
+# Every file the node writes from the user data, by its path on the node, and the template it comes from.
+NODE_FILES = {
+    "/etc/obiam/deployment.overlay.toml": "deployment.overlay.toml.j2",
+    "/opt/obiam/bin/node-runtime": "node-runtime.sh.j2",
+    "/opt/obiam/bin/prepare-start": "prepare-start.sh.j2",
+    "/opt/obiam/bin/db-init": "db-init.sh.j2",
+    "/opt/obiam/bin/deep-health": "deep-health.sh.j2",
+    "/etc/systemd/system/wso2-obiam.service": "wso2-obiam.service.j2",
+    "/etc/systemd/system/obiam-deep-health.service": "deep-health.service.j2",
+    "/etc/systemd/system/obiam-deep-health.timer": "deep-health.timer.j2",
+    "/opt/aws/amazon-cloudwatch-agent/etc/amazon-cloudwatch-agent.json": "cloudwatch-agent.json.j2",
+}
+CONFIG_TOOL_PATH = "/opt/obiam/lib/obiam_config.py"
+
+
+def node_files(settings: BootstrapSettings) -> dict[str, str]:
+    """Every file the boot script writes, by path on the node, as it writes it."""
+    files = {path: render(template, settings) for path, template in NODE_FILES.items()}
+    files[CONFIG_TOOL_PATH] = CONFIG_TOOL.read_text(encoding="utf-8")
+    return files
 
 
 def render_user_data(settings: BootstrapSettings) -> str:
-    """The whole boot script, with its configuration files embedded as quoted heredocs."""
-    script = render(
+    """The whole boot script, with the node's files embedded as quoted heredocs."""
+    files = node_files(settings)
+    return render(
         "user-data.sh.j2", settings,
-        deployment_toml=render_deployment_toml(settings),
-        service_unit=render("wso2-obiam.service.j2", settings),
-        refresh_members=render("refresh-cluster-members.sh.j2", settings),
-        db_init=render("db-init.sh.j2", settings),
-        cloudwatch_agent=render("cloudwatch-agent.json.j2", settings),
+        config_tool=files[CONFIG_TOOL_PATH],
+        deployment_overlay=files["/etc/obiam/deployment.overlay.toml"],
+        node_runtime=files["/opt/obiam/bin/node-runtime"],
+        prepare_start=files["/opt/obiam/bin/prepare-start"],
+        db_init=files["/opt/obiam/bin/db-init"],
+        deep_health=files["/opt/obiam/bin/deep-health"],
+        service_unit=files["/etc/systemd/system/wso2-obiam.service"],
+        deep_health_service=files["/etc/systemd/system/obiam-deep-health.service"],
+        deep_health_timer=files["/etc/systemd/system/obiam-deep-health.timer"],
+        cloudwatch_agent=files["/opt/aws/amazon-cloudwatch-agent/etc/amazon-cloudwatch-agent.json"],
     )
-    size = len(script.encode("utf-8"))
-    if size > USER_DATA_LIMIT:
-        raise ValueError(f"rendered user data is {size} bytes; EC2 accepts at most {USER_DATA_LIMIT}")
-    return script
+
+
+def compress(script: str) -> bytes:
+    """gzip with no name and no timestamp, so the same script gives the same bytes."""
+    return gzip.compress(script.encode("utf-8"), compresslevel=9, mtime=0)
 
 
 def user_data_base64(environment: Environment) -> str:
-    return base64.b64encode(render_user_data(settings_for(environment)).encode("utf-8")).decode("ascii")
+    script = render_user_data(settings_for(environment))
+    packed = compress(script)
+    if len(packed) > USER_DATA_LIMIT:
+        raise UserDataTooLarge(
+            f"environments/{environment.name}: the node boot script is {len(packed)} bytes gzip-compressed "
+            f"({len(script.encode('utf-8'))} uncompressed); EC2 accepts at most {USER_DATA_LIMIT}")
+    return base64.b64encode(packed).decode("ascii")

@@ -70,7 +70,9 @@ def preflight(aws: boto3.session.Session, environment: Environment, region: str)
                             + ("" if covers else f"; does not cover {host}")))
 
     s3 = client(aws, "s3", region)
-    objects = [("product pack", config.product.pack_s3_uri)]
+    # The nodes refuse a pack whose SHA-256 differs from the checksum object published beside it.
+    objects = [("product pack", config.product.pack_s3_uri),
+               ("product pack checksum", config.product.pack_s3_uri + ".sha256")]
     if config.database.jdbc_driver_s3_uri:
         objects.append(("JDBC driver", config.database.jdbc_driver_s3_uri))
     for label, uri in objects:
