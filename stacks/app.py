@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
-import tempfile
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from obiam import ephemeral
+from obiam import ephemeral, output_directory
 from obiam.environments import EPHEMERAL_TEMPLATE, ConfigError, Environment, load_all
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,27 +62,7 @@ def check_output_directory(outdir: Path, protected: Sequence[Path] = ()) -> None
     holding anything else (a checkout, a home directory), and any directory that is or
     contains one of `protected` (the environments directory, the repository).
     """
-    resolved = outdir.resolve()
-    shown = outdir.as_posix()
-    for path in protected:
-        target = path.resolve()
-        if resolved == target or resolved in target.parents:
-            raise ConfigError([f"--outdir {shown}: is or contains {path.as_posix()}, which a synth would replace; "
-                               "allowed: a new or empty directory, or one an earlier synth wrote "
-                               "(such as cdktf.out)"])
-    if not resolved.exists():
-        return
-    if not resolved.is_dir():
-        raise ConfigError([f"--outdir {shown}: is a file, not a directory; allowed: a new or empty directory, or "
-                           "one an earlier synth wrote (such as cdktf.out)"])
-    entries = sorted(entry.name for entry in resolved.iterdir())
-    if OUTPUT_MARKER in entries or set(entries) <= _CDKTF_OUTPUT_ENTRIES:
-        return
-    foreign = [name for name in entries if name not in _CDKTF_OUTPUT_ENTRIES]
-    listed = ", ".join(repr(name) for name in foreign[:3]) + (", ..." if len(foreign) > 3 else "")
-    raise ConfigError([f"--outdir {shown}: holds files this app did not write ({listed}), and a synth replaces "
-                       "the whole directory; allowed: a new or empty directory, or one an earlier synth wrote "
-                       "(such as cdktf.out)"])
+    output_directory.check_replaceable(outdir, "--outdir", OUTPUT_MARKER, protected, also_ours=_CDKTF_OUTPUT_ENTRIES)
 
 
 def synthesize(environments: Sequence[Environment], outdir: Path) -> None:
@@ -94,18 +72,16 @@ def synthesize(environments: Sequence[Environment], outdir: Path) -> None:
     from stacks.ob_iam_stack import ObIamStack
 
     check_output_directory(outdir)
-    outdir = outdir.resolve()
-    outdir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=outdir.parent))
-    try:
+
+    def fill(staging: Path) -> None:
         app = App(outdir=str(staging))
         for environment in environments:
             ObIamStack(app, environment)
         app.synth()
-        (staging / OUTPUT_MARKER).write_text(_MARKER_TEXT, encoding="utf-8")
-        _replace_directory(staging, outdir)
+
+    try:
+        output_directory.write_replacing(outdir, OUTPUT_MARKER, _MARKER_TEXT, fill)
     except Exception as error:
-        shutil.rmtree(staging, ignore_errors=True)
         raise SynthError(_first_paragraph(error)) from error
 
 
@@ -128,15 +104,6 @@ def release_jsii_runtime() -> None:
         child.kill()
         child.wait(timeout=10)
     node.stop()
-
-
-def _replace_directory(new: Path, target: Path) -> None:
-    old = target.with_name(f".{target.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if target.exists():
-        target.rename(old)
-    new.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _first_paragraph(error: Exception) -> str:

@@ -253,7 +253,7 @@ def test_outdir_holding_a_checkout_is_refused_and_left_intact(tmp_path: Path) ->
     result = run_main("--environments-dir", str(ROOT / "environments"), "--outdir", ".", cwd=checkout)
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
-    assert "--outdir .: holds files this app did not write ('.git', 'notes.txt')" in result.stderr
+    assert "--outdir .: holds files this command did not write ('.git', 'notes.txt')" in result.stderr
     assert (checkout / ".git" / "HEAD").read_text() == "ref: refs/heads/main\n"
     assert sorted(p.name for p in checkout.iterdir()) == [".git", "notes.txt"]
 

@@ -276,3 +276,43 @@ def test_the_node_writes_toml_that_reads_back_as_the_same_document(document: dic
     """The node rewrites WSO2's file from parsed data, so what it writes must parse back to exactly
     that data (keys with dots, quotes, unicode; tables inside arrays of tables)."""
     assert tomllib.loads(obiam_config.dumps(document)) == document
+
+
+def test_node_config_writes_every_file_a_node_writes_for_review(tmp_path: Path) -> None:
+    """`obiam node-config`: the files the user data installs, where the node puts them, and the
+    merged deployment.toml, so a WSO2 configuration change is reviewed as a diff."""
+    from typer.testing import CliRunner
+
+    from obiam.cli import app
+
+    output = tmp_path / "node-config"
+    result = CliRunner().invoke(app, ["node-config", "--env", "prod", "--output", str(output),
+                                      "--environments-dir", str(ROOT / "environments"),
+                                      "--accelerator-toml", str(ACCELERATOR_TOML)])
+    assert result.exit_code == 0, result.output
+    written = {p.relative_to(output).as_posix() for p in output.rglob("*") if p.is_file()}
+    expected = {path.lstrip("/") for path in bootstrap.node_files(bootstrap.settings_for(ENVIRONMENTS["prod"]))}
+    assert expected | {"user-data.sh", "opt/wso2/current/repository/conf/deployment.toml"} <= written
+    merged_file = tomllib.loads((output / "opt/wso2/current/repository/conf/deployment.toml").read_text())
+    assert merged_file["clustering"]["members"] == ["@OBIAM_CLUSTER_MEMBERS@"]
+    # A second run replaces its own output; a pack file without the OB wiring fails the contract.
+    plain = tmp_path / "plain-is.toml"
+    plain.write_text('[server]\nhostname = "localhost"\n')
+    again = CliRunner().invoke(app, ["node-config", "--env", "prod", "--output", str(output),
+                                     "--environments-dir", str(ROOT / "environments"), "--accelerator-toml",
+                                     str(plain)])
+    assert again.exit_code == 1
+    assert "OB accelerator's configuration was lost" in again.output
+
+
+def test_node_config_never_replaces_a_directory_it_did_not_write(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from obiam.cli import app
+
+    (tmp_path / "notes.txt").write_text("mine\n")
+    result = CliRunner().invoke(app, ["node-config", "--env", "prod", "--output", str(tmp_path),
+                                      "--environments-dir", str(ROOT / "environments")])
+    assert result.exit_code == 2
+    assert "holds files this command did not write ('notes.txt')" in result.output
+    assert (tmp_path / "notes.txt").read_text() == "mine\n"

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from obiam import ephemeral
+from obiam import ephemeral, node_config
 from obiam.environments import EPHEMERAL_TEMPLATE, ConfigError, Environment, load_environment
 from obiam.ops import aws, reap
 from obiam.ops.output import Check, all_passed, print_checks
@@ -130,7 +130,26 @@ def reap_command(dry_run: Annotated[bool, typer.Option("--dry-run", help="only p
     _run(body)
 
 
+def node_config_command(
+        output: Annotated[Path, typer.Option(help="directory to write the node's files into (replaced whole)")],
+        env: EnvOption = "prod", branch: BranchOption = None, environments_dir: DirOption = Path("environments"),
+        accelerator_toml: Annotated[Path | None, typer.Option(
+            help="the OB accelerator's wso2is-5.11.0-deployment.toml from the pack: also write the merged "
+                 "deployment.toml and check it against the WSO2 contract")] = None) -> None:
+    """Write every file a node of the environment writes, with boot-time values as named placeholders."""
+    def body() -> int:
+        environment = _environment(env, branch, environments_dir)
+        problems = node_config.write(environment, output, accelerator_toml, protected=(environments_dir, Path.cwd()))
+        for problem in problems:
+            print(f"obiam node-config: deployment.toml: {problem}", file=sys.stderr)
+        print(f"{output}: the files a {environment.name} node writes"
+              + ("" if accelerator_toml else " (deployment.toml needs --accelerator-toml)"))
+        return 1 if problems else 0
+    _run(body)
+
+
 def register(app: typer.Typer) -> None:
+    app.command("node-config")(node_config_command)
     app.command("bootstrap-state")(bootstrap_state)
     app.command("preflight")(preflight_command)
     app.command("verify")(verify_command)
