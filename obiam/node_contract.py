@@ -164,7 +164,7 @@ def _check_databases(d: dict[str, Any], template: bool) -> list[str]:
                     problems.append(f"{where}.{key}: $env{{}} is not resolved inside [[datasource]] by the "
                                     "config-mapper IS 5.11 ships (1.0.2)")
         password = str(table.get("password", ""))
-        if not (template and PLACEHOLDER.fullmatch(password)) and not VALUE_PATTERNS["PASSWORD"].match(password):
+        if not (template and PLACEHOLDER.fullmatch(password)) and not VALUE_PATTERNS["PASSWORD"].fullmatch(password):
             problems.append(f"{where}.password: must be a generated credential of [A-Za-z0-9._:=+-] (16-128)")
     return problems
 
@@ -188,18 +188,32 @@ def _check_credentials_and_urls(d: dict[str, Any], template: bool) -> list[str]:
             problems.append(f"{path}: boot-time placeholder {unfilled.group(0)} not filled")
     for keys in (("super_admin", "password"), ("user_store", "connection_password")):
         secret = str(_get(d, *keys) or "")
-        if not (template and PLACEHOLDER.fullmatch(secret)) and not VALUE_PATTERNS["PASSWORD"].match(secret):
+        if not (template and PLACEHOLDER.fullmatch(secret)) and not VALUE_PATTERNS["PASSWORD"].fullmatch(secret):
             problems.append(f"{'.'.join(keys)}: must be a generated credential of [A-Za-z0-9._:=+-] (16-128)")
     return problems
 
 
 def _check_keys(d: dict[str, Any], template: bool) -> list[str]:
+    problems = []
+    for name in ("primary", "internal", "tls"):
+        keystore = _get(d, "keystore", name) or {}
+        if not keystore.get("file_name") or keystore.get("file_name") == "wso2carbon.jks":
+            problems.append(f"keystore.{name}.file_name: must be the environment's own keystore, not the pack's "
+                            "published wso2carbon.jks")
+        for field in ("password", "key_password"):
+            value = str(keystore.get(field, ""))
+            if not (template and PLACEHOLDER.fullmatch(value)) and not VALUE_PATTERNS["PASSWORD"].fullmatch(value):
+                problems.append(f"keystore.{name}.{field}: must be a generated credential (the pack's is published)")
+    return problems + _check_encryption_key(d, template)
+
+
+def _check_encryption_key(d: dict[str, Any], template: bool) -> list[str]:
     key = str(_get(d, "encryption", "key") or "")
     if template and PLACEHOLDER.fullmatch(key):
         return []
     if hashlib.sha256(key.lower().encode()).hexdigest() == PUBLIC_ENCRYPTION_KEY_SHA256:
         return ["encryption.key: is IS 5.11's public default key"]
-    if not VALUE_PATTERNS["KEY"].match(key):
+    if not VALUE_PATTERNS["KEY"].fullmatch(key):
         return ["encryption.key: must be this environment's own 32 hex digit key (IS 5.11's default is public)"]
     return []
 
@@ -214,7 +228,7 @@ def _check_load_balancer(d: dict[str, Any]) -> list[str]:
     if _get(d, "transport", "https", "properties", "proxyPort") != 443:
         problems.append("transport.https.properties.proxyPort: must be 443 (the load balancer's listener)")
     hostname = str(_get(d, "server", "hostname") or "")
-    if not VALUE_PATTERNS["HOST"].match(hostname) or "." not in hostname:
+    if not VALUE_PATTERNS["HOST"].fullmatch(hostname) or "." not in hostname:
         problems.append(f"server.hostname = {hostname!r}: must be the load balancer's DNS name")
     return problems
 

@@ -32,6 +32,7 @@ BOOT_VALUES = {
     "LDAP_1_IP": "10.40.3.4", "LDAP_2_IP": "10.40.4.4", "CLUSTER_MEMBERS": "10.40.1.10:5701 10.40.2.11:5701",
     "DB_PASSWORD": "Gen3rated.Passw0rd:=+-_", "DIRECTORY_PASSWORD": "An0ther-Generated_pw.=+:",
     "ENCRYPTION_KEY": "8f14e45fceea167a5a36dedd4bea2543", "CONSENT_PORTAL_PASSWORD": "P0rtal-Client-Secret_0001",
+    "KEYSTORE_PASSWORD": "Keyst0re-Generated.pw_0001",
 }
 ENGINE_VARIANTS = {
     "sqlserver": ("staging", {"database": {"engine": "sqlserver-se", "jdbc_driver_s3_uri": "s3://example-bank-wso2/drivers/mssql-jdbc-12.8.1.jre11.jar"}}),
@@ -232,6 +233,18 @@ def test_the_encryption_key_is_the_environments_own(prod_config: dict[str, Any])
     assert any("public default" in p for p in broken(prod_config, ("encryption", "key"), published))
 
 
+def test_keys_are_the_environments_own_not_the_packs(prod_config: dict[str, Any]) -> None:
+    """carbon-kernel v4.6.1 default.json: keystore.primary is wso2carbon.jks with the password
+    wso2carbon, and keystore.internal and keystore.tls follow it; carbon.xml.j2 renders
+    [keystore.primary] and [keystore.internal], default.json feeds [keystore.tls] to Tomcat."""
+    for name in ("primary", "internal", "tls"):
+        keystore = prod_config["keystore"][name]
+        assert keystore["file_name"] == f"obiam-{name}.jks"
+        assert keystore["password"] == keystore["key_password"] == BOOT_VALUES["KEYSTORE_PASSWORD"]
+    assert broken(prod_config, ("keystore", "primary", "file_name"), "wso2carbon.jks")
+    assert broken(prod_config, ("keystore", "tls", "password"), "wso2carbon")
+
+
 def test_clients_reach_the_node_through_the_load_balancer(prod_config: dict[str, Any]) -> None:
     """product-is v5.11.0 catalina-server.xml.j2 copies [transport.https.properties] onto the HTTPS
     connector; carbon.xml.j2 takes HostName from [server] hostname."""
@@ -316,3 +329,11 @@ def test_node_config_never_replaces_a_directory_it_did_not_write(tmp_path: Path)
     assert result.exit_code == 2
     assert "holds files this command did not write ('notes.txt')" in result.output
     assert (tmp_path / "notes.txt").read_text() == "mine\n"
+
+
+@pytest.mark.parametrize("value", ["10.40.1.10\n", "10.40.1.10\nnode_ip = 1"])
+def test_a_boot_value_with_a_line_break_is_refused(value: str) -> None:
+    """`$` in a Python regex also matches before a final newline: every boot-time value must match
+    its whole alphabet, end to end."""
+    with pytest.raises(obiam_config.ConfigProblem, match="LOCAL_IP"):
+        obiam_config.fill("@OBIAM_LOCAL_IP@", {**BOOT_VALUES, "LOCAL_IP": value})

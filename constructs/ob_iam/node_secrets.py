@@ -4,7 +4,8 @@
   schema set-up and break-glass use; RDS rotates it every 7 days, which WSO2 would not survive);
 - the node secret: the environment's own [encryption] key (IS 5.11's default key is published,
   and data encrypted with a key cannot be read after the key changes, so it is fixed at the first
-  apply and never regenerated) and the consent manager portal's OAuth client secret.
+  apply and never regenerated), the password of the environment's keystores (made on the first
+  node's start, the same on every node) and the consent manager portal's OAuth client secret.
 
 Every generated character is one of [A-Za-z0-9._:=+-]: config-mapper 1.0.2 (IS 5.11) pastes
 values into XML unescaped and into Java's replaceAll unquoted, so `& < $ \\` would break the
@@ -57,13 +58,16 @@ class NodeSecrets(Construct):
         encryption_key = Id(self, "encryption-key", byte_length=16, lifecycle=protect)
         portal_secret = Password(self, "consent-portal-secret", length=40, special=True,
                                  override_special=SAFE_SPECIALS)
+        keystore_password = Password(self, "keystore-password", length=32, special=True,
+                                     override_special=SAFE_SPECIALS, lifecycle=protect)
         node_secret = SecretsmanagerSecret(
             self, "node-secret", name=props.node_secret_name, kms_key_id=props.kms_key_arn,
-            description="WSO2's [encryption] key and the consent portal's client secret",
+            description="WSO2's [encryption] key, keystore password and the consent portal's client secret",
             recovery_window_in_days=recovery, lifecycle=protect)
         SecretsmanagerSecretVersion(self, "node-secret-value", secret_id=node_secret.id,
                                     secret_string=json.dumps({"encryption_key": encryption_key.hex,
-                                                              "consent_portal_client_secret": portal_secret.result}))
+                                                              "consent_portal_client_secret": portal_secret.result,
+                                                              "keystore_password": keystore_password.result}))
         self.database_secret_arn = database_secret.arn
         self.node_secret_arn = node_secret.arn
         self.arns = [database_secret.arn, node_secret.arn]

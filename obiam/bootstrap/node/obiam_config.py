@@ -148,7 +148,7 @@ def _checked(name: str, values: dict[str, str]) -> str:
     if pattern is None:
         raise ConfigProblem(f"@OBIAM_{name}@ has no known kind (the name must end in one of {sorted(VALUE_PATTERNS)})")
     items = value.split() if kind == "MEMBERS" else [value]
-    if not items or not all(pattern.match(item) for item in items):
+    if not items or not all(pattern.fullmatch(item) for item in items):
         shown = "(hidden)" if kind in ("PASSWORD", "KEY") else repr(value[:80])
         raise ConfigProblem(f"boot-time value @OBIAM_{name}@ = {shown} is not allowed: must match {pattern.pattern}")
     return value
@@ -167,7 +167,7 @@ def dumps(document: dict[str, Any]) -> str:
 
 
 def _key(key: str) -> str:
-    return key if _BARE_KEY.match(key) else _string(key)
+    return key if _BARE_KEY.fullmatch(key) else _string(key)
 
 
 def _string(value: str) -> str:
