@@ -266,9 +266,21 @@ class StickinessConfig(Model):
 
 
 class MutualTlsConfig(Model):
-    # passthrough: the ALB forwards the client certificate in X-Amzn-Mtls-Clientcert, which
-    # certificate-bound tokens (FAPI, RFC 8705) need at the Key Manager.
+    # passthrough: the ALB forwards the client certificate chain in X-Amzn-Mtls-Clientcert, URL-
+    # encoded with `+`, `=` and `/` left as they are. WSO2 OB 3.0 cannot read that header (see
+    # _passthrough_is_unreadable), so it is refused until the toolkit offers TLS passthrough to WSO2.
     mode: Literal["off", "passthrough"] = "off"
+
+    @model_validator(mode="after")
+    def _passthrough_is_unreadable(self) -> MutualTlsConfig:
+        if self.mode == "passthrough":
+            raise RuleViolations([(("mode",), "passthrough",
+                                   "WSO2 OB 3.0 cannot read the certificate the ALB forwards: its TokenFilter "
+                                   "URL-decodes X-Amzn-Mtls-Clientcert with Java's URLDecoder, which turns the '+' "
+                                   "the ALB leaves unencoded into a space that its CertificateUtils then deletes, "
+                                   "so the base64 certificate is corrupted; certificate-bound tokens need TLS "
+                                   "passthrough to WSO2, which the toolkit does not build yet; use off")])
+        return self
 
 
 class LoadBalancerConfig(Model):

@@ -38,8 +38,6 @@ APPLICATION_DB_USER = "obiam_wso2"
 # EFS access point agree on file ownership.
 WSO2_UID = 802
 
-# The header ALB mutual-TLS passthrough puts the client certificate in (URL-encoded PEM).
-ALB_CLIENT_CERT_HEADER = "X-Amzn-Mtls-Clientcert"
 
 
 @dataclass(frozen=True)

@@ -303,3 +303,14 @@ def test_only_missing_empty_or_earlier_synth_output_directories_may_be_replaced(
     for refused in (tmp_path / "file", tmp_path):
         with pytest.raises(ConfigError):
             check_output_directory(refused)
+
+
+def test_alb_client_certificate_passthrough_is_refused_with_the_reason() -> None:
+    """financial-open-banking 3.0.0 identity TokenFilter URL-decodes the client certificate header and
+    CertificateUtils strips spaces before base64-decoding; the ALB forwards X-Amzn-Mtls-Clientcert
+    URL-encoded with '+' left as is (ELB User Guide, "Mutual authentication with TLS"), so every
+    certificate whose base64 holds a '+' arrives corrupted."""
+    found = problems(with_values(load_balancer={**with_values()["load_balancer"],
+                                                "mutual_authentication": {"mode": "passthrough"}}))
+    assert any(line.startswith("environments/prod.yaml: load_balancer.mutual_authentication.mode = 'passthrough': "
+                               "WSO2 OB 3.0 cannot read the certificate the ALB forwards") for line in found), found

@@ -104,7 +104,6 @@ def valid_configs(draw: st.DrawFn) -> dict[str, Any]:
                   "root_volume_size": draw(st.integers(10, 100)),
                   "jdk": draw(st.sampled_from(["11", "11.0.25"]))},
         "load_balancer": {"internal": draw(st.booleans()),
-                          "mutual_authentication": {"mode": draw(st.sampled_from(["off", "passthrough"]))},
                           **lower},
         "database": {"engine": engine, "jdbc_driver_s3_uri": "s3://example-bank-wso2/driver.jar"},
         "directory": directory,

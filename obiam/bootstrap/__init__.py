@@ -98,8 +98,6 @@ class BootstrapSettings:
     pool_max_active: int
     schema_engine: str | None
     schema_tool: str | None
-    mutual_tls_passthrough: bool
-    client_cert_header: str
     log_files: tuple[LogFile, ...]
     metrics_namespace: str
     autoscaling_group: str
@@ -200,8 +198,6 @@ def settings_for(environment: Environment) -> BootstrapSettings:
         pool_max_active=300 if jdbc.dialect == "mssql" else 150,
         schema_engine=schema_engine,
         schema_tool=jdbc.schema_tool,
-        mutual_tls_passthrough=config.load_balancer.mutual_authentication.mode == "passthrough",
-        client_cert_header=wso2.ALB_CLIENT_CERT_HEADER,
         log_files=tuple(LogFile(path, names.log_group(kind)) for kind, path in LOG_FILES),
         metrics_namespace=METRICS_NAMESPACE,
         autoscaling_group=names.autoscaling_group,
