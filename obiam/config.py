@@ -350,8 +350,11 @@ class DirectoryConfig(Model):
     name: Annotated[str, _check(_DOMAIN, "a fully qualified domain name such as corp.obiam.internal")] = (
         "corp.obiam.internal")
     short_name: Annotated[str, _check(_NETBIOS, "a NetBIOS name of 1-15 letters, digits and -")] | None = None
-    # LDAPS (636) needs server-side LDAPS switched on in Managed Microsoft AD, which takes a
-    # certificate authority in the domain; Simple AD has no LDAPS at all.
+    # LDAPS (636) would make the WSO2 user store read-write (AD takes password writes only over an
+    # encrypted connection). It needs server-side LDAPS in Managed Microsoft AD (a certificate
+    # authority in the domain), that CA in WSO2's client-truststore.jks and the directory's DNS name
+    # resolvable from the nodes (the DCs' certificates name the domain, not their addresses); the
+    # toolkit does not build the last two yet, so only false is accepted and the store is read-only.
     ldaps: bool = False
 
     @model_validator(mode="after")
@@ -362,6 +365,12 @@ class DirectoryConfig(Model):
             raise RuleViolations([(("edition",), self.edition, "applies to MicrosoftAD only; SimpleAD takes `size`")])
         if self.type == "SimpleAD" and self.ldaps:
             raise RuleViolations([(("ldaps",), True, "Simple AD does not offer LDAPS; use MicrosoftAD for it")])
+        if self.ldaps:
+            raise RuleViolations([(("ldaps",), True,
+                                   "not built yet: LDAPS needs the directory's certificate authority in WSO2's "
+                                   "client-truststore.jks and the directory name resolvable from the nodes (the "
+                                   "domain controllers' certificates name the domain, not their addresses); "
+                                   "without it the WSO2 user store is read-only (README, user store write mode)")])
         return self
 
     @property

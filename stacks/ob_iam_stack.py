@@ -202,7 +202,7 @@ class ObIamStack(TerraformStack):
               target_security_group_id=database.security_group_id, port=db_config.port,
               description=f"{db_config.engine} from the WSO2 nodes")
         allow(self, "nodes-to-directory", source_security_group_id=nodes.security_group_id,
-              target_security_group_id=directory.security_group_id, port=636 if dir_config.ldaps else 389,
+              target_security_group_id=directory.security_group_id, port=389,
               description="LDAP user store", target_accepts=False)
 
         Alarms(self, "alarms", AlarmsProps(

@@ -232,6 +232,12 @@ def test_every_engine_needs_its_jdbc_driver_from_s3() -> None:
                                    "WSO2 IS 5.11 ships only the H2 JDBC driver") for line in found), found
 
 
+def test_ldaps_is_refused_until_the_nodes_can_trust_and_resolve_the_directory() -> None:
+    found = problems(with_values(directory={"type": "MicrosoftAD", "ldaps": True}))
+    assert any(line.startswith("environments/prod.yaml: directory.ldaps = True: not built yet: LDAPS needs the "
+                               "directory's certificate authority") for line in found), found
+
+
 def test_simple_ad_cannot_use_ldaps() -> None:
     found = problems(with_values(directory={"type": "SimpleAD", "ldaps": True}))
     assert "environments/prod.yaml: directory.ldaps = True: Simple AD does not offer LDAPS; use MicrosoftAD for it" \

@@ -37,7 +37,6 @@ BOOT_VALUES = {
 ENGINE_VARIANTS = {
     "sqlserver": ("staging", {"database": {"engine": "sqlserver-se", "jdbc_driver_s3_uri": "s3://example-bank-wso2/drivers/mssql-jdbc-12.8.1.jre11.jar"}}),
     "oracle": ("staging", {"database": {"engine": "oracle-se2", "jdbc_driver_s3_uri": "s3://example-bank-wso2/drivers/ojdbc10.jar"}}),
-    "ldaps": ("prod", {"directory": {"ldaps": True}}),
 }
 
 
@@ -121,19 +120,18 @@ def test_active_directory_is_searched_with_ad_object_classes(prod_config: dict[s
     assert broken(prod_config, ("user_store", "user_name_search_filter"), "(&amp;(objectClass=person)(uid=?))")
 
 
-def test_without_ldaps_the_store_is_read_only_and_with_it_read_write(tmp_path: Path) -> None:
+def test_without_ldaps_the_store_is_declared_read_only(tmp_path: Path) -> None:
     """AD accepts unicodePwd (password writes) only over an encrypted connection (Microsoft KB
     269190); carbon-kernel v4.6.1 UniqueIDActiveDirectoryUserStoreManager warns that password
-    operations fail without LDAPS or StartTLS."""
-    plain = merged(ENVIRONMENTS["prod"], tmp_path)["user_store"]
-    assert plain["type"] == "read_only_ldap_unique_id" and plain["properties"]["ReadOnly"] is True
-    assert plain["connection_url"] == "ldap://10.40.3.4:389 ldap://10.40.4.4:389"
-    secure = merged(ENVIRONMENTS["ldaps"], tmp_path)["user_store"]
-    assert secure["type"] == "active_directory_unique_id"
-    assert secure["connection_url"] == "ldaps://corp.obiam.bank.example.com:636"
-    unencrypted = copy.deepcopy(plain) | {"type": "active_directory_unique_id"}
-    assert any("LDAPS or StartTLS" in p for p in broken({**merged(ENVIRONMENTS["prod"], tmp_path)},
-                                                        ("user_store",), unencrypted))
+    operations fail without LDAPS or StartTLS. infer.json infers no ReadOnly for any LDAP type."""
+    config = merged(ENVIRONMENTS["prod"], tmp_path)
+    store = config["user_store"]
+    assert store["type"] == "read_only_ldap_unique_id" and store["properties"]["ReadOnly"] is True
+    assert store["connection_url"] == "ldap://10.40.3.4:389 ldap://10.40.4.4:389"
+    writable = {**store, "type": "active_directory_unique_id"}
+    assert any("LDAPS or StartTLS" in p for p in broken(config, ("user_store",), writable))
+    without_flag = {**store, "properties": {"Referral": "follow"}}
+    assert any("ReadOnly" in p for p in broken(config, ("user_store",), without_flag))
 
 
 def test_the_admin_account_is_created_on_a_fresh_realm(prod_config: dict[str, Any]) -> None:

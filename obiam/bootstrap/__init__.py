@@ -76,7 +76,6 @@ class BootstrapSettings:
     https_port: int
     admin_username: str
     user_store_type: str
-    user_store_read_only: bool
     user_store_read_only_reason: str
     ldap_urls: str
     bind_dn: str
@@ -130,18 +129,13 @@ def settings_for(environment: Environment) -> BootstrapSettings:
         admin, user_base = "Admin", f"OU=Users,OU={directory.netbios_name},{dc}"
     else:
         admin, user_base = "Administrator", f"CN=Users,{dc}"
-    if directory.ldaps:
-        # LDAPS to the directory's DNS name: the domain controllers' certificates name the domain,
-        # not their IP addresses, and JNDI checks the name.
-        ldap_urls = f"ldaps://{directory.name}:636"
-        read_only, reason = False, ""
-    else:
-        # Both domain controllers, space-separated: JNDI fails over to the second.
-        ldap_urls = "ldap://@OBIAM_LDAP_1_IP@:389 ldap://@OBIAM_LDAP_2_IP@:389"
-        read_only = True
-        reason = ("Read-only: without LDAPS, Active Directory refuses password writes (unicodePwd needs an "
-                  "encrypted connection), so WSO2 must not offer user or password changes.")
-    user_store_type = "active_directory_unique_id" if not read_only else "read_only_ldap_unique_id"
+    # Both domain controllers, space-separated: JNDI fails over to the second. Read-only: without
+    # LDAPS, Active Directory refuses password writes (unicodePwd needs an encrypted connection),
+    # so WSO2 must not offer user or password changes (config refuses directory.ldaps until the
+    # toolkit can make LDAPS work end to end).
+    ldap_urls = "ldap://@OBIAM_LDAP_1_IP@:389 ldap://@OBIAM_LDAP_2_IP@:389"
+    reason = ("Read-only: without LDAPS, Active Directory refuses password writes (unicodePwd needs an "
+              "encrypted connection), so WSO2 must not offer user or password changes.")
 
     properties = product.aws_clustering_properties
     aws_properties = (
@@ -173,8 +167,7 @@ def settings_for(environment: Environment) -> BootstrapSettings:
         port_offset=config.product.port_offset,
         https_port=config.product.https_port,
         admin_username=admin,
-        user_store_type=user_store_type,
-        user_store_read_only=read_only,
+        user_store_type="read_only_ldap_unique_id",
         user_store_read_only_reason=reason,
         ldap_urls=ldap_urls,
         bind_dn=f"CN={admin},{user_base}",

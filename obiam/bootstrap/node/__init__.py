@@ -1,0 +1,1 @@
+"""Files that run on the node itself (embedded in the user data); standard library only."""
