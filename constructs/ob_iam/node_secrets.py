@@ -42,32 +42,32 @@ class NodeSecrets(Construct):
 
     def __init__(self, scope: Construct, id_: str, props: NodeSecretsProps):
         super().__init__(scope, id_)
-        protect = TerraformResourceLifecycle(prevent_destroy=props.prevent_destroy)
-        recovery = 30 if props.prevent_destroy else 0
+        self._props = props
+        self._protect = TerraformResourceLifecycle(prevent_destroy=props.prevent_destroy)
 
         database_password = Password(self, "database-password", length=32, special=True,
                                      override_special=SAFE_SPECIALS, min_upper=2, min_lower=2, min_numeric=2)
-        database_secret = SecretsmanagerSecret(
-            self, "database-secret", name=props.database_secret_name, kms_key_id=props.kms_key_arn,
-            description="The database user WSO2 connects as (least privilege on the six WSO2 databases)",
-            recovery_window_in_days=recovery, lifecycle=protect)
-        SecretsmanagerSecretVersion(self, "database-secret-value", secret_id=database_secret.id,
-                                    secret_string=json.dumps({"username": props.database_user,
-                                                              "password": database_password.result}))
+        self.database_secret_arn = self._secret(
+            "database-secret", props.database_secret_name,
+            "The database user WSO2 connects as (least privilege on the six WSO2 databases)",
+            {"username": props.database_user, "password": database_password.result})
 
-        encryption_key = Id(self, "encryption-key", byte_length=16, lifecycle=protect)
+        encryption_key = Id(self, "encryption-key", byte_length=16, lifecycle=self._protect)
         portal_secret = Password(self, "consent-portal-secret", length=40, special=True,
                                  override_special=SAFE_SPECIALS)
         keystore_password = Password(self, "keystore-password", length=32, special=True,
-                                     override_special=SAFE_SPECIALS, lifecycle=protect)
-        node_secret = SecretsmanagerSecret(
-            self, "node-secret", name=props.node_secret_name, kms_key_id=props.kms_key_arn,
-            description="WSO2's [encryption] key, keystore password and the consent portal's client secret",
-            recovery_window_in_days=recovery, lifecycle=protect)
-        SecretsmanagerSecretVersion(self, "node-secret-value", secret_id=node_secret.id,
-                                    secret_string=json.dumps({"encryption_key": encryption_key.hex,
-                                                              "consent_portal_client_secret": portal_secret.result,
-                                                              "keystore_password": keystore_password.result}))
-        self.database_secret_arn = database_secret.arn
-        self.node_secret_arn = node_secret.arn
-        self.arns = [database_secret.arn, node_secret.arn]
+                                     override_special=SAFE_SPECIALS, lifecycle=self._protect)
+        self.node_secret_arn = self._secret(
+            "node-secret", props.node_secret_name,
+            "WSO2's [encryption] key, keystore password and the consent portal's client secret",
+            {"encryption_key": encryption_key.hex, "consent_portal_client_secret": portal_secret.result,
+             "keystore_password": keystore_password.result})
+        self.arns = [self.database_secret_arn, self.node_secret_arn]
+
+    def _secret(self, id_: str, name: str, description: str, document: dict[str, str]) -> str:
+        """A KMS-encrypted secret holding `document` as JSON; returns its ARN."""
+        secret = SecretsmanagerSecret(
+            self, id_, name=name, kms_key_id=self._props.kms_key_arn, description=description,
+            recovery_window_in_days=30 if self._props.prevent_destroy else 0, lifecycle=self._protect)
+        SecretsmanagerSecretVersion(self, f"{id_}-value", secret_id=secret.id, secret_string=json.dumps(document))
+        return secret.arn
