@@ -16,11 +16,12 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CHECKPOINT_DISABLE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup synth test lint pytest checkov bench lock clean
+.PHONY: help setup synth test lint pytest rehearse checkov bench lock clean
 
 help:
 	@echo "make synth   set up, then synthesize every environment into cdktf.out/"
 	@echo "make test    set up, then lint and run the whole test suite"
+	@echo "make rehearse boot the prod user data on simulated nodes (tests/rehearsal; needs root)"
 	@echo "make checkov synthesize, then run the checkov gate (checkov-skips.yaml) over cdktf.out"
 	@echo "make bench   measure synth and test time against the provider-load floor"
 	@echo "make lock    re-resolve requirements*.lock from pyproject.toml / requirements-checkov.in"
@@ -52,8 +53,15 @@ lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m mypy
 
+# PYTEST_FLAGS: extra pytest arguments, e.g. make test PYTEST_FLAGS='-m "not rehearsal"'
+PYTEST_FLAGS ?=
 pytest: setup
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_FLAGS)
+
+# `make pytest` runs the rehearsal too (tests/test_rehearsal.py, in the background of the rest of
+# the suite); this runs it alone.
+rehearse: setup
+	$(PY) -m pytest -m rehearsal tests/test_rehearsal.py --durations=5
 
 test: lint pytest
 

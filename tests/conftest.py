@@ -12,16 +12,19 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from obiam import ephemeral
 from obiam.environments import EPHEMERAL_TEMPLATE, Environment, load_all
+
+if TYPE_CHECKING:
+    from tests.rehearsal.session import Rehearsal
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
@@ -172,3 +175,81 @@ def stack(request: pytest.FixtureRequest, synth: Synth) -> dict[str, Any]:
     """Runs a test for prod and for the cheapest environment."""
     name = synth.ephemeral_name if request.param == "ephemeral" else request.param
     return synth.stack(name)
+
+
+# -- the boot rehearsal (tests/rehearsal): run in the background, asserted last ---------------------------
+
+REHEARSAL: pytest.StashKey[Rehearsal] = pytest.StashKey()
+REHEARSAL_VARIANT = "postgres"  # the VARIANTS entry the rehearsal boots as its PostgreSQL engine
+
+
+def is_rehearsal(item: pytest.Item) -> bool:
+    return item.get_closest_marker("rehearsal") is not None
+
+
+class RehearsalPlugin:
+    """Runs the rehearsal's scenarios in the background of the session (tests/rehearsal/session.py).
+
+    A plugin rather than conftest hooks: pytest calls a session fixture's pytest_fixture_setup
+    only on plugins, not on a conftest below the root directory.
+    """
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        # The rehearsal's tests go last: its boots run in the background while the rest of the suite runs.
+        items.sort(key=is_rehearsal)
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """Starts the rehearsal's servers as soon as the session is known to run one of its tests."""
+        if not any(is_rehearsal(item) for item in session.items):
+            return
+        from tests.rehearsal.session import Rehearsal
+
+        regions = sorted({e.config.region for e in load_repo_environments().values()})
+        # The lab's database servers present one certificate for every RDS-style endpoint it hands out.
+        rehearsal = Rehearsal([f"*.c0rehearsal.{region}.rds.amazonaws.com" for region in regions])
+        session.config.stash[REHEARSAL] = rehearsal
+        # Runs when the session ends, however it ends: every process and mount the rehearsal started goes.
+        session.config.add_cleanup(rehearsal.close)
+        rehearsal.start()
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_fixture_setup(self, fixturedef: pytest.FixtureDef[Any],
+                             request: pytest.FixtureRequest) -> Generator[None, Any, Any]:
+        """Hands the session's synthesized prod stack and PostgreSQL variant to the rehearsal as they exist."""
+        rehearsal = request.config.stash.get(REHEARSAL, None)
+        if rehearsal is None or fixturedef.argname not in {"synth", "variants"}:
+            return (yield)
+        which = "prod" if fixturedef.argname == "synth" else "postgres"
+        try:
+            result = yield
+        except BaseException as error:
+            rehearsal.input_failed(which, error)
+            raise
+        if which == "prod":
+            rehearsal.provide_prod(result.path("prod"), result.environments["prod"].config)
+        else:
+            variant = variant_environment(REHEARSAL_VARIANT, request.getfixturevalue("environments"))
+            rehearsal.provide_postgres(REHEARSAL_VARIANT, result[REHEARSAL_VARIANT],
+                                       Path(f"variants/{REHEARSAL_VARIANT}/cdk.tf.json"), variant.config)
+        return result
+
+
+    def pytest_terminal_summary(self, terminalreporter: Any, config: pytest.Config) -> None:
+        rehearsal = config.stash.get(REHEARSAL, None)
+        if rehearsal is not None and rehearsal.timeline:
+            terminalreporter.write_sep("-", "boot rehearsal stages (background, from the session's collection)")
+            terminalreporter.write_line(rehearsal.summary())
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(RehearsalPlugin(), "obiam-rehearsal")
+
+
+@pytest.fixture(scope="session")
+def rehearsal(request: pytest.FixtureRequest, synth: Synth, variants: dict[str, dict[str, Any]]) -> Rehearsal:
+    """The session's rehearsal, started at collection. It asks for `synth` and `variants` so that a
+    session of rehearsal tests alone makes them too (RehearsalPlugin hands them over)."""
+    found = request.config.stash.get(REHEARSAL, None)
+    assert found is not None, "the rehearsal was not started: RehearsalPlugin starts it for its tests"
+    return found
