@@ -345,7 +345,10 @@ class Node:
             # The venv's interpreter (for the AWS CLI) lives under the machine's /root/.pyenv.
             f"mount --bind -o ro {pyenv} {d}/fs/root/.pyenv",
             *(f"mount --rbind {d}/fs/{p} /{p}" for p in PRIVATE_DIRECTORIES if p != "tmp"),
-            f"mount --bind {d}/fs/tmp /tmp",  # last: the lab's own files may live under /tmp
+            # The checkout (its venv runs the AWS CLI and the doubles) may itself live under /tmp, which
+            # the node gets privately: bind it back at the same path inside the private /tmp.
+            *_keep_checkout_visible(d),
+            f"mount --rbind {d}/fs/tmp /tmp",  # last: the lab's own files may live under /tmp
         ]
         self.holder.run("sh", "-c", "\n".join(script), network=False)
         network = [
@@ -675,3 +678,13 @@ def wait_all(futures: list[Future[Any]]) -> list[Any]:
 
 
 __all__ = ["FAILED_MARKER", "BootResult", "Lab", "LabEnvironment", "LabGap", "Node", "make_root", "run", "wait_for"]
+
+
+def _keep_checkout_visible(node_dir: Path) -> list[str]:
+    """Mount commands that keep the repository reachable when it lives under /tmp."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        inside = root.relative_to("/tmp")
+    except ValueError:
+        return []
+    return [f"mkdir -p {node_dir}/fs/tmp/{inside}", f"mount --bind {root} {node_dir}/fs/tmp/{inside}"]
