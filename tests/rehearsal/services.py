@@ -2,13 +2,16 @@
 
 The services namespace is the VPC as the nodes see it: a bridge on 10.40.0.0/16 that
 every node's veth joins, with the "AWS endpoints" (moto) on 10.40.0.2 and the database
-host on 10.40.0.3. The test process reaches moto through one veth (198.18.0.1 <->
-198.18.0.2, the benchmarking range, so nothing collides with the machine's routes), and
-the database servers through their Unix sockets.
+host on 10.40.0.3. The test process reaches moto through one veth with a /30 of its own
+from 198.18.0.0/15 (the benchmarking range, so nothing collides with the machine's routes,
+nor with another test session's lab on the same machine), and the database servers
+through their Unix sockets.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import os
 import pwd
 import shutil
@@ -23,7 +26,14 @@ from tests.rehearsal.tls import Issued
 VPC_CIDR = "10.40.0.0/16"
 ENDPOINTS_IP = "10.40.0.2"
 DATABASE_IP = "10.40.0.3"
-HOST_LINK = ("198.18.0.1", "198.18.0.2")
+HOST_LINK_NETWORK = ipaddress.ip_network("198.18.0.0/15")
+# The one AMI the lab's instances run (moto's MOTO_AMIS_PATH): moto's own catalogue of several hundred
+# per region costs ~1 s of its CPU in DescribeImages.
+AMIS = [{"ami_id": "ami-0a1b2c3d4e5f60718", "name": "al2023-ami-2023.6.20241111.0-kernel-6.1-x86_64",
+         "description": "Amazon Linux 2023 AMI", "owner_id": "137112412989", "public": True, "state": "available",
+         "architecture": "x86_64", "virtualization_type": "hvm", "hypervisor": "xen", "image_type": "machine",
+         "root_device_type": "ebs", "root_device_name": "/dev/xvda", "sriov": "simple",
+         "image_location": "amazon/al2023-ami-2023.6.20241111.0-kernel-6.1-x86_64"}]
 MOTO_PORT = 5000
 VENV_BIN = Path(__file__).resolve().parents[2] / ".venv" / "bin"
 
@@ -41,10 +51,25 @@ def wait_for(check, what: str, timeout: float = 30, process: subprocess.Popen[by
     raise RuntimeError(f"{what} did not come up\n{detail}")
 
 
-def setup_network(services: Holder, suffix: str) -> None:
+def free_host_link() -> tuple[str, str]:
+    """(test process end, services end): a /30 of 198.18.0.0/15 no interface of this machine uses yet.
+
+    One per lab: two labs with the same addresses (`make test` while a CI run rehearses in a
+    clone) would each reach whichever moto the route picks.
+    """
+    used = run("ip", "-4", "-o", "addr", "show").stdout
+    blocks = HOST_LINK_NETWORK.num_addresses // 4
+    for offset in range(blocks):
+        base = HOST_LINK_NETWORK.network_address + 4 * ((os.getpid() + offset) % blocks)
+        if f" {base + 1}/" not in used and f" {base + 2}/" not in used:
+            return str(base + 1), str(base + 2)
+    raise RuntimeError(f"no free /30 left in {HOST_LINK_NETWORK}")
+
+
+def setup_network(services: Holder, suffix: str, link: tuple[str, str]) -> None:
     host_end, inner_end = f"olh{suffix}", f"ols{suffix}"
     run("ip", "link", "add", host_end, "type", "veth", "peer", "name", inner_end, "netns", str(services.pid))
-    run("ip", "addr", "add", f"{HOST_LINK[0]}/30", "dev", host_end)
+    run("ip", "addr", "add", f"{link[0]}/30", "dev", host_end)
     run("ip", "link", "set", host_end, "up")
     services.run("ip", "-batch", "-", input="\n".join([
         "link set lo up",
@@ -54,21 +79,24 @@ def setup_network(services: Holder, suffix: str) -> None:
         f"addr add {ENDPOINTS_IP}/16 dev br0",
         f"addr add {DATABASE_IP}/16 dev br0",
         "link set br0 up",
-        f"addr add {HOST_LINK[1]}/30 dev {inner_end}",
+        f"addr add {link[1]}/30 dev {inner_end}",
         f"link set {inner_end} up",
     ]) + "\n")
 
 
-def start_moto(services: Holder, directory: Path) -> subprocess.Popen[bytes]:
+def start_moto(services: Holder, directory: Path, address: str) -> subprocess.Popen[bytes]:
+    """moto's server in the services namespace; `address`: where the test process reaches it."""
     log = directory / "moto.log"
+    amis = directory / "moto-amis.json"
+    amis.write_text(json.dumps(AMIS))
     # All interfaces of the services namespace: the nodes' bridge and the test process's veth.
-    process = subprocess.Popen(services.command(str(VENV_BIN / "moto_server"), "-H", "0.0.0.0",  # noqa: S104
-                                                "-p", str(MOTO_PORT)),
+    process = subprocess.Popen(services.command("env", f"MOTO_AMIS_PATH={amis}", str(VENV_BIN / "moto_server"),
+                                                "-H", "0.0.0.0", "-p", str(MOTO_PORT)),  # noqa: S104
                                stdout=log.open("wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
     def up() -> bool:
         try:
-            urllib.request.urlopen(f"http://{HOST_LINK[1]}:{MOTO_PORT}/moto-api/", timeout=1)
+            urllib.request.urlopen(f"http://{address}:{MOTO_PORT}/moto-api/", timeout=1)
             return True
         except OSError:
             return False

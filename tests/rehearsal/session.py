@@ -200,8 +200,10 @@ class Rehearsal:
     STAGES = ("lab", "prod", "cluster", "third", "unreachable", "refresh", "reboot", "rotation", "missing-key",
               "postgres-deploy", "postgres", "tampered")
 
-    def __init__(self, database_hosts: list[str]) -> None:
-        self.database_hosts = database_hosts
+    def __init__(self, regions: list[str]) -> None:
+        self.regions = tuple(regions)
+        # The lab's database servers present one certificate for every RDS-style endpoint it hands out.
+        self.database_hosts = [f"*.c0rehearsal.{region}.rds.amazonaws.com" for region in regions]
         self.lab: Lab | None = None
         self.records: dict[str, Future[Any]] = {name: Future() for name in self.STAGES}
         self.timeline: dict[str, tuple[float, float]] = {}  # stage -> (start, end), seconds since the start
@@ -311,17 +313,24 @@ class Rehearsal:
         if self._closing.is_set():  # close() ran while the lab was being made
             self.lab.close()
             raise RehearsalClosed("lab: the test session ended first")
-        self.lab.start(self.database_hosts)
+        self.lab.start(self.database_hosts, self.regions)
         return self.lab
 
+    def _needs(self, stage: str) -> Any:
+        """An earlier stage's record; if that stage failed, this one fails naming it (its own test shows why)."""
+        error = self.records[stage].exception()
+        if error is not None:
+            raise RuntimeError(f"the {stage} stage failed first: {type(error).__name__}: {error}") from None
+        return self.records[stage].result()
+
     def _lab(self) -> Lab:
-        return self.records["lab"].result()  # type: ignore[no-any-return]
+        return self._needs("lab")
 
     def _environment(self) -> LabEnvironment:
-        return self.records["prod"].result()  # type: ignore[no-any-return]
+        return self._needs("prod")
 
     def _cluster_record(self) -> ClusterRecord:
-        return self.records["cluster"].result()  # type: ignore[no-any-return]
+        return self._needs("cluster")
 
     def _deploy_prod(self) -> LabEnvironment:
         lab = self._lab()
@@ -386,7 +395,7 @@ class Rehearsal:
 
     def _refresh(self) -> RefreshRecord:
         cluster = self._require_cluster()
-        third = self.records["third"].result()
+        third = self._needs("third")
         if third.result.returncode != 0:
             raise AssertionError(third.result.describe())
         first = cluster.nodes[0]
@@ -476,7 +485,7 @@ class Rehearsal:
         return lab.deploy(stack, config)
 
     def _postgres_boot(self) -> PostgresRecord:
-        environment: LabEnvironment = self.records["postgres-deploy"].result()
+        environment: LabEnvironment = self._needs("postgres-deploy")
         node = environment.node("node-1")
         boots = [node.boot()]
         record = PostgresRecord(boots, missing_tables(environment), {}, environment.master_username)
