@@ -79,6 +79,18 @@ class Names:
         return f"obiam/{self.environment}/directory-admin"
 
     @property
+    def directory_bind_secret(self) -> str:
+        return f"obiam/{self.environment}/directory-wso2-bind"
+
+    @property
+    def super_admin_secret(self) -> str:
+        return f"obiam/{self.environment}/wso2-super-admin"
+
+    @property
+    def directory_accounts_function(self) -> str:
+        return f"{self.prefix}-directory-accounts"
+
+    @property
     def wso2_db_secret(self) -> str:
         return f"obiam/{self.environment}/wso2-database-user"
 

@@ -34,6 +34,37 @@ ACCELERATOR_DEPLOYMENT_TOML = "repository/resources/wso2is-5.11.0-deployment.tom
 # The least-privileged database user WSO2 connects as; the RDS master user is for schema set-up only.
 APPLICATION_DB_USER = "obiam_wso2"
 
+
+@dataclass(frozen=True)
+class DirectoryAccounts:
+    """Who WSO2 is in the directory: the account its user store binds as and its super admin."""
+
+    directory_admin: str  # the directory's built-in administrator (break-glass, never WSO2's)
+    bind_name: str  # what the user store binds with (connection_name)
+    super_admin: str  # sAMAccountName; the read-only store finds it, it is never created
+    dedicated: bool  # bind and super admin are their own accounts, created by the toolkit
+
+
+# sAMAccountName allows at most 20 characters.
+BIND_ACCOUNT = "obiam-wso2-bind"
+SUPER_ADMIN_ACCOUNT = "obiam-wso2-admin"
+
+
+def directory_accounts(directory_type: str, domain: str) -> DirectoryAccounts:
+    """Managed Microsoft AD: dedicated accounts (Directory Service Data creates them). Simple AD
+    offers no user-management API, so WSO2 binds as and is administered by its Administrator."""
+    if directory_type == "MicrosoftAD":
+        # AD accepts the implicit user principal name (sAMAccountName@DNS domain) as a simple-bind
+        # name, so the bind does not depend on the OU the Data API puts the account in.
+        return DirectoryAccounts("Admin", f"{BIND_ACCOUNT}@{domain}", SUPER_ADMIN_ACCOUNT, dedicated=True)
+    return DirectoryAccounts("Administrator", f"CN=Administrator,CN=Users,{domain_dn(domain)}", "Administrator",
+                             dedicated=False)
+
+
+def domain_dn(domain: str) -> str:
+    """corp.example.com -> DC=corp,DC=example,DC=com"""
+    return ",".join(f"DC={label}" for label in domain.split("."))
+
 # The uid/gid WSO2's own container images run as; fixed so every node and every
 # EFS access point agree on file ownership.
 WSO2_UID = 802

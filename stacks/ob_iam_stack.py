@@ -19,6 +19,7 @@ from ob_iam.alarms import Alarms, AlarmsProps
 from ob_iam.artifact_file_system import ArtifactFileSystem, ArtifactFileSystemProps
 from ob_iam.database import Database, DatabaseProps
 from ob_iam.directory import Directory, DirectoryProps
+from ob_iam.directory_accounts import DirectoryAccounts, DirectoryAccountsProps
 from ob_iam.encryption_key import EncryptionKey, EncryptionKeyProps
 from ob_iam.load_balancer import LoadBalancer, LoadBalancerProps, StickinessProps
 from ob_iam.network import ExistingVpcProps, Network, NetworkProps
@@ -28,9 +29,10 @@ from ob_iam.node_secrets import NodeSecrets, NodeSecretsProps
 from ob_iam.runtime_config import NodeRuntimeConfig, NodeRuntimeConfigProps
 from ob_iam.security import allow
 from ob_iam.web_application_firewall import WebApplicationFirewall, WebApplicationFirewallProps
-from obiam import bootstrap, database_engines, wso2
+from obiam import bootstrap, database_engines, lambda_package, wso2
 from obiam.environments import Environment
 from obiam.naming import CLUSTER_TAG_KEY, Names, default_tags
+from stacks.assets import asset_file
 
 # Fully-qualified sources, so Terraform and OpenTofu resolve the same providers. The
 # exact versions come from the prebuilt bindings pinned in pyproject.toml.
@@ -137,10 +139,22 @@ class ObIamStack(TerraformStack):
             edition=dir_config.effective_edition,
             size=dir_config.effective_size if dir_config.type == "SimpleAD" else None,
             vpc_id=network.vpc_id, subnet_ids=network.data_subnet_ids, secret_name=names.directory_secret,
-            admin_username=settings.admin_username, kms_key_arn=data_key.arn,
+            admin_username=settings.directory_admin_username, kms_key_arn=data_key.arn,
             log_group_name=names.directory_log_group, log_policy_name=f"{names.prefix}-directory-logs",
             log_retention_days=retention, logs_kms_key_arn=logs_key.arn,
             prevent_destroy=protection.prevent_destroy))
+
+        accounts = wso2.directory_accounts(dir_config.type, dir_config.name)
+        accounts_package = lambda_package.directory_accounts()
+        directory_accounts = DirectoryAccounts(self, "directory-accounts", account, DirectoryAccountsProps(
+            directory_id=directory.directory_id, directory_type=dir_config.type,
+            admin_username=accounts.directory_admin, admin_secret_arn=directory.secret_arn,
+            bind_account=wso2.BIND_ACCOUNT, super_admin_account=wso2.SUPER_ADMIN_ACCOUNT,
+            bind_secret_name=names.directory_bind_secret, super_admin_secret_name=names.super_admin_secret,
+            function_name=names.directory_accounts_function, log_group_name=names.log_group("directory-accounts"),
+            log_retention_days=retention, logs_kms_key_arn=logs_key.arn, secrets_kms_key_arn=data_key.arn,
+            package_path=asset_file(accounts_package.file_name, accounts_package.content),
+            package_sha256_base64=accounts_package.source_code_hash, prevent_destroy=protection.prevent_destroy))
 
         node_secrets = NodeSecrets(self, "node-secrets", NodeSecretsProps(
             database_secret_name=names.wso2_db_secret, node_secret_name=names.node_secret,
@@ -151,7 +165,9 @@ class ObIamStack(TerraformStack):
             efs_access_points=artifacts.access_point_ids, db_host=database.address,
             db_port=Token.as_string(database.port), db_secret_arn=database.secret_arn,
             wso2_db_secret_arn=node_secrets.database_secret_arn, node_secret_arn=node_secrets.node_secret_arn,
-            directory_dns_ips=directory.dns_ip_addresses, directory_secret_arn=directory.secret_arn,
+            directory_dns_ips=directory.dns_ip_addresses,
+            directory_bind_secret_arn=directory_accounts.bind_secret_arn,
+            super_admin_secret_arn=directory_accounts.super_admin_secret_arn,
             kms_key_arn=data_key.arn))
         node_logs = NodeLogs(self, "node-logs", NodeLogsProps(
             group_names=tuple(names.log_group(kind) for kind in NODE_LOG_KINDS), retention_days=retention,
@@ -184,9 +200,10 @@ class ObIamStack(TerraformStack):
             scaling_metric=nodes_config.scaling.metric, scaling_target_value=nodes_config.scaling.target_value,
             scaling_resource_label=f"{load_balancer.arn_suffix}/{load_balancer.target_group_arn_suffix}",
             instance_tags=instance_tags, metadata_http_tokens=nodes_config.metadata_http_tokens,
+            boot_after=[directory_accounts.provisioned],
             policy_statements=self._node_permissions(
                 partition=account.partition, region=config.region, artifacts=artifacts, runtime_arn=runtime.arn,
-                secret_arns=[database.secret_arn, directory.secret_arn, *node_secrets.arns],
+                secret_arns=[database.secret_arn, *directory_accounts.secret_arns, *node_secrets.arns],
                 data_key_arn=data_key.arn,
                 log_group_arns=node_logs.arns),
         ))
@@ -212,6 +229,7 @@ class ObIamStack(TerraformStack):
             autoscaling_group_name=names.autoscaling_group, min_healthy_hosts=nodes_config.min_size,
             db_instance_identifier=names.db_instance, db_allocated_storage_gib=db_config.allocated_storage,
             efs_file_system_id=artifacts.file_system_id, node_metrics_namespace=bootstrap.METRICS_NAMESPACE,
+            directory_accounts_function_name=directory_accounts.function_name,
             email=config.observability.alarm_email))
 
         self._outputs(load_balancer, database, artifacts, directory, nodes)

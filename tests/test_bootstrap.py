@@ -160,7 +160,8 @@ def test_no_secret_value_is_in_the_user_data(stack: dict[str, Any]) -> None:
     passwords = [overlay["super_admin"]["password"], overlay["user_store"]["connection_password"]]
     passwords += [section["password"] for section in overlay["database"].values()]
     passwords += [ds["password"] for ds in overlay["datasource"]]
-    assert set(passwords) <= {"@OBIAM_DB_PASSWORD@", "@OBIAM_DIRECTORY_PASSWORD@"}
+    assert set(passwords) <= {"@OBIAM_DB_PASSWORD@", "@OBIAM_DIRECTORY_BIND_PASSWORD@",
+                              "@OBIAM_SUPER_ADMIN_PASSWORD@"}
     assert overlay["encryption"]["key"] == "@OBIAM_ENCRYPTION_KEY@"
     env_file = re.search(r"^\{\n(.*?)^\} > /etc/obiam/wso2.env", user_data(stack), re.M | re.S)
     assert env_file and "PASSWORD" not in env_file.group(1)

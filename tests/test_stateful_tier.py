@@ -159,14 +159,21 @@ def test_db_accepts_its_port_from_the_nodes_only(stack: dict[str, Any]) -> None:
         (ref("aws_security_group", nodes_sg, "id"), 3306)]
 
 
-def test_node_role_reads_exactly_the_db_directory_and_wso2_secrets(stack: dict[str, Any]) -> None:
-    statements = [s for s in policy_statements(stack, "aws_iam_role_policy")
-                  if "secretsmanager:GetSecretValue" in as_list(s["Action"])]
-    (statement,) = statements
-    secrets = [ref("aws_secretsmanager_secret", n, "arn") for n in resources(stack, "aws_secretsmanager_secret")]
-    assert len(secrets) == 3
+def test_node_role_reads_exactly_the_db_wso2_and_its_directory_account_secrets(stack: dict[str, Any]) -> None:
+    """On Managed Microsoft AD the nodes read WSO2's own bind and super-admin secrets, never the directory
+    Admin's (review finding 13); Simple AD has no user API, so there the Admin is WSO2's account."""
+    node_policy = next(p for n, p in resources(stack, "aws_iam_role_policy").items() if n.startswith("nodes_"))
+    (statement,) = [s for s in json.loads(node_policy["policy"])["Statement"]
+                    if "secretsmanager:GetSecretValue" in as_list(s["Action"])]
+    secrets = {n.split("_")[1]: ref("aws_secretsmanager_secret", n, "arn")
+               for n in resources(stack, "aws_secretsmanager_secret")}
+    directory_type = only(stack, "aws_directory_service_directory")["type"]
+    wso2_accounts = (["bind-secret", "super-admin-secret"] if directory_type == "MicrosoftAD" else ["admin-secret"])
     assert sorted(as_list(statement["Resource"])) == sorted([
-        "${aws_db_instance." + name_of(stack, "aws_db_instance") + ".master_user_secret[0].secret_arn}", *secrets])
+        "${aws_db_instance." + name_of(stack, "aws_db_instance") + ".master_user_secret[0].secret_arn}",
+        secrets["database-secret"], secrets["node-secret"], *(secrets[name] for name in wso2_accounts)])
+    if directory_type == "MicrosoftAD":
+        assert secrets["admin-secret"] not in as_list(statement["Resource"])
 
 
 def test_wso2_connects_with_tls_as_its_own_least_privileged_user(stack: dict[str, Any]) -> None:
@@ -234,11 +241,11 @@ def test_cheapest_directory_is_simple_ad(cheapest: dict[str, Any]) -> None:
 
 
 def test_directory_password_is_generated_and_kept_only_in_secrets_manager(stack: dict[str, Any]) -> None:
-    (directory_password,) = [n for n, p in resources(stack, "random_password").items() if n.startswith("directory")]
+    (directory_password,) = [n for n in resources(stack, "random_password") if n.startswith("directory_")]
     password = ref("random_password", directory_password, "result")
     assert only(stack, "aws_directory_service_directory")["password"] == password
     (secret_value,) = [json.loads(v["secret_string"]) for v in resources(stack, "aws_secretsmanager_secret_version")
-                       .values() if "directory" in v["secret_id"]]
+                       .values() if v["secret_id"].startswith("${aws_secretsmanager_secret.directory_")]
     assert secret_value["password"] == password
     assert all(secret["kms_key_id"].startswith("${aws_kms_key.")
                for secret in resources(stack, "aws_secretsmanager_secret").values())
@@ -250,20 +257,24 @@ def test_directory_password_is_generated_and_kept_only_in_secrets_manager(stack:
 def test_user_store_binds_to_both_domain_controllers(stack: dict[str, Any]) -> None:
     user_store = deployment_overlay(stack)["user_store"]
     assert user_store["connection_url"] == "ldap://@OBIAM_LDAP_1_IP@:389 ldap://@OBIAM_LDAP_2_IP@:389"
-    assert user_store["connection_password"] == "@OBIAM_DIRECTORY_PASSWORD@"
+    assert user_store["connection_password"] == "@OBIAM_DIRECTORY_BIND_PASSWORD@"
     assert user_store["type"] == "read_only_ldap_unique_id"
 
 
-def test_prod_user_store_binds_as_the_managed_ad_admin(prod: dict[str, Any]) -> None:
-    user_store = deployment_overlay(prod)["user_store"]
-    assert user_store["connection_name"] == (
-        "CN=Admin,OU=Users,OU=OBIAM,DC=corp,DC=obiam,DC=bank,DC=example,DC=com")
+def test_prod_user_store_binds_as_wso2s_own_account_not_the_directory_admin(prod: dict[str, Any]) -> None:
+    """Review finding 13: a dedicated bind account, not the directory's Admin and not WSO2's super admin
+    (a lockout or expiry of one account must not take the store, the console and break-glass down)."""
+    overlay = deployment_overlay(prod)
+    assert overlay["user_store"]["connection_name"] == "obiam-wso2-bind@corp.obiam.bank.example.com"
+    assert overlay["super_admin"]["username"] == "obiam-wso2-admin"
+    assert overlay["super_admin"]["password"] == "@OBIAM_SUPER_ADMIN_PASSWORD@"
 
 
 def test_runtime_parameter_carries_addresses_and_secret_arns_but_no_secret(stack: dict[str, Any]) -> None:
     value = only(stack, "aws_ssm_parameter")["value"]
     for key in ("efs_file_system_id", "efs_access_points", "db_host", "db_port", "db_secret_arn",
-                "wso2_db_secret_arn", "node_secret_arn", "directory_dns_ips", "directory_secret_arn"):
+                "wso2_db_secret_arn", "node_secret_arn", "directory_dns_ips", "directory_bind_secret_arn",
+                "super_admin_secret_arn"):
         assert f'"{key}" = ' in value
     assert "random_password" not in value and "secret_string" not in value
 

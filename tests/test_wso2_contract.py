@@ -30,7 +30,8 @@ ACCELERATOR_TOML = ROOT / "tests" / "fixtures" / "ob-accelerator" / "wso2is-5.11
 BOOT_VALUES = {
     "LOCAL_IP": "10.40.1.10", "DB_HOST": "obiam-prod-db.c1a2b3.eu-west-2.rds.amazonaws.com", "DB_PORT": "3306",
     "LDAP_1_IP": "10.40.3.4", "LDAP_2_IP": "10.40.4.4", "CLUSTER_MEMBERS": "10.40.1.10:5701 10.40.2.11:5701",
-    "DB_PASSWORD": "Gen3rated.Passw0rd:=+-_", "DIRECTORY_PASSWORD": "An0ther-Generated_pw.=+:",
+    "DB_PASSWORD": "Gen3rated.Passw0rd:=+-_", "DIRECTORY_BIND_PASSWORD": "An0ther-Generated_pw.=+:",
+    "SUPER_ADMIN_PASSWORD": "Sup3r-Admin_Generated.pw=",
     "ENCRYPTION_KEY": "8f14e45fceea167a5a36dedd4bea2543", "CONSENT_PORTAL_PASSWORD": "P0rtal-Client-Secret_0001",
     "KEYSTORE_PASSWORD": "Keyst0re-Generated.pw_0001",
 }

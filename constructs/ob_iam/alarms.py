@@ -27,6 +27,8 @@ class AlarmsProps:
     db_allocated_storage_gib: int
     efs_file_system_id: str
     node_metrics_namespace: str
+    # The function that renews WSO2's directory passwords every day (ob_iam.directory_accounts).
+    directory_accounts_function_name: str
     email: str | None = None
     # Share of requests answered 5xx (ALB or target) that pages someone.
     error_rate_percent: float = 5.0
@@ -81,6 +83,20 @@ class Alarms(Construct):
                       namespace=namespace, metric_name=metric, dimensions=dimensions,
                       statistic=None if percentile else statistic, extended_statistic=statistic if percentile else None)
         self._error_rate(alb, props)
+        self._directory_accounts(props.directory_accounts_function_name)
+
+    def _directory_accounts(self, function_name: str) -> None:
+        """AD expires a password after 42 days: a failed daily renewal leaves weeks to act, if someone hears."""
+        function = {"FunctionName": function_name}
+        day = 24 * 3600
+        self._add("directory-accounts-failed", "Renewing or creating WSO2's directory accounts failed (see its logs)",
+                  evaluation_periods=1, datapoints_to_alarm=1, comparison_operator="GreaterThanThreshold",
+                  threshold=0, treat_missing_data="notBreaching", period=day, namespace="AWS/Lambda",
+                  metric_name="Errors", dimensions=function, statistic="Sum")
+        self._add("directory-accounts-not-run", "WSO2's directory passwords were not renewed for a day",
+                  evaluation_periods=1, datapoints_to_alarm=1, comparison_operator="LessThanThreshold",
+                  threshold=1, treat_missing_data="breaching", period=day, namespace="AWS/Lambda",
+                  metric_name="Invocations", dimensions=function, statistic="Sum")
 
     def _add(self, suffix: str, description: str, **arguments: Any) -> None:
         name = f"{self.prefix}-{suffix}"

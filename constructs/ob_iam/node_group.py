@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from cdktf import TerraformResourceLifecycle, Token
+from cdktf import ITerraformDependable, TerraformResourceLifecycle, Token
 from cdktf_cdktf_provider_aws.autoscaling_group import (
     AutoscalingGroup,
     AutoscalingGroupInstanceRefresh,
@@ -82,6 +82,8 @@ class NodeGroupProps:
     # IAM statements the nodes need for the resources other constructs own (pack, secrets, EFS, ...).
     policy_statements: list[dict[str, Any]] = field(default_factory=list)
     metadata_http_tokens: str = "required"
+    # What must exist before the first node boots (e.g. WSO2's directory accounts).
+    boot_after: list[ITerraformDependable] = field(default_factory=list)
 
 
 class NodeGroup(Construct):
@@ -163,6 +165,7 @@ class NodeGroup(Construct):
             tag=[AutoscalingGroupTag(key="Name", value=props.name, propagate_at_launch=False)],
             # Target tracking owns the desired count once the group exists.
             lifecycle=TerraformResourceLifecycle(ignore_changes=["desired_capacity"]),
+            depends_on=props.boot_after or None,
         )
         self.autoscaling_group_name = asg.name
 

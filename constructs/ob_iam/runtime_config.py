@@ -25,7 +25,8 @@ class NodeRuntimeConfigProps:
     wso2_db_secret_arn: str
     node_secret_arn: str
     directory_dns_ips: list[str]
-    directory_secret_arn: str
+    directory_bind_secret_arn: str
+    super_admin_secret_arn: str
     kms_key_arn: str
 
 
@@ -47,7 +48,8 @@ class NodeRuntimeConfig(Construct):
                 "wso2_db_secret_arn": props.wso2_db_secret_arn,
                 "node_secret_arn": props.node_secret_arn,
                 "directory_dns_ips": props.directory_dns_ips,
-                "directory_secret_arn": props.directory_secret_arn,
+                "directory_bind_secret_arn": props.directory_bind_secret_arn,
+                "super_admin_secret_arn": props.super_admin_secret_arn,
             }),
         )
         self.arn = parameter.arn

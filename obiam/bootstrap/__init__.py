@@ -74,11 +74,12 @@ class BootstrapSettings:
     api_manager_gateway_port: int
     port_offset: int
     https_port: int
-    admin_username: str
+    directory_admin_username: str
+    super_admin_username: str
     user_store_type: str
     user_store_read_only_reason: str
     ldap_urls: str
-    bind_dn: str
+    bind_name: str
     user_base_dn: str
     membership_scheme: str
     cluster_domain: str
@@ -103,10 +104,6 @@ class BootstrapSettings:
     deep_health_path: str
 
 
-def domain_dn(domain: str) -> str:
-    return ",".join(f"DC={part}" for part in domain.split("."))
-
-
 def settings_for(environment: Environment) -> BootstrapSettings:
     """Everything the templates need, derived from one validated environment."""
     config = environment.config
@@ -123,12 +120,11 @@ def settings_for(environment: Environment) -> BootstrapSettings:
                                 alterations)
 
     directory = config.directory
-    dc = domain_dn(directory.name)
-    if directory.type == "MicrosoftAD":
-        # Managed Microsoft AD keeps its delegated users in OU=Users,OU=<NetBIOS name>.
-        admin, user_base = "Admin", f"OU=Users,OU={directory.netbios_name},{dc}"
-    else:
-        admin, user_base = "Administrator", f"CN=Users,{dc}"
+    dc = wso2.domain_dn(directory.name)
+    accounts = wso2.directory_accounts(directory.type, directory.name)
+    # Managed Microsoft AD keeps its delegated users (and those the Data API creates) in
+    # OU=Users,OU=<NetBIOS name>; Simple AD in CN=Users.
+    user_base = f"OU=Users,OU={directory.netbios_name},{dc}" if directory.type == "MicrosoftAD" else f"CN=Users,{dc}"
     # Both domain controllers, space-separated: JNDI fails over to the second. Read-only: without
     # LDAPS, Active Directory refuses password writes (unicodePwd needs an encrypted connection),
     # so WSO2 must not offer user or password changes (config refuses directory.ldaps until the
@@ -166,11 +162,12 @@ def settings_for(environment: Environment) -> BootstrapSettings:
         api_manager_gateway_port=config.product.api_manager.gateway_port,
         port_offset=config.product.port_offset,
         https_port=config.product.https_port,
-        admin_username=admin,
+        directory_admin_username=accounts.directory_admin,
+        super_admin_username=accounts.super_admin,
         user_store_type="read_only_ldap_unique_id",
         user_store_read_only_reason=reason,
         ldap_urls=ldap_urls,
-        bind_dn=f"CN={admin},{user_base}",
+        bind_name=accounts.bind_name,
         user_base_dn=user_base,
         membership_scheme=config.product.clustering.membership_scheme,
         cluster_domain=f"wso2.obiam.{environment.name}.domain",
