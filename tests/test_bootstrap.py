@@ -7,6 +7,7 @@ must meet are in test_wso2_contract.py.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -73,6 +74,22 @@ def test_user_data_that_outgrows_ec2_is_a_clear_error(environments: dict[str, An
     monkeypatch.setattr(bootstrap, "USER_DATA_LIMIT", 100)
     with pytest.raises(bootstrap.UserDataTooLarge, match=r"environments/dev: the node boot script is \d+ bytes"):
         bootstrap.user_data_base64(environments["dev"])
+
+
+def test_user_data_over_the_limit_names_the_config_fields_that_weigh_most(environments: dict[str, Any],
+                                                                          monkeypatch: Any) -> None:
+    """EC2 refuses user data over 16 KiB (EC2 User Guide, "Run commands when you launch an EC2
+    instance with user data"); the error says which of the file's values made it big."""
+    dev = environments["dev"]
+    long_key = "packs/" + "a-very-long-folder-name/" * 30 + "wso2-obiam-3.0.0.zip"
+    config = dev.config.model_copy(update={"product": dev.config.product.model_copy(
+        update={"pack_s3_uri": f"s3://example-bank-wso2/{long_key}"})})
+    heavy = dataclasses.replace(dev, config=config)
+    monkeypatch.setattr(bootstrap, "USER_DATA_LIMIT", 100)
+    with pytest.raises(bootstrap.UserDataTooLarge) as error:
+        bootstrap.user_data_base64(heavy)
+    message = str(error.value)
+    assert f"The values of {dev.source} that weigh most in it: product.pack_s3_uri (" in message
 
 
 def test_user_data_is_plain_static_text(stack: dict[str, Any]) -> None:

@@ -289,7 +289,29 @@ def user_data_base64(environment: Environment) -> str:
     script = render_user_data(settings_for(environment))
     packed = compress(script)
     if len(packed) > USER_DATA_LIMIT:
+        heaviest = ", ".join(f"{field} ({count} x {size} bytes)"
+                             for field, count, size in config_weight_in(script, environment)[:3])
         raise UserDataTooLarge(
             f"environments/{environment.name}: the node boot script is {len(packed)} bytes gzip-compressed "
-            f"({len(script.encode('utf-8'))} uncompressed); EC2 accepts at most {USER_DATA_LIMIT}")
+            f"({len(script.encode('utf-8'))} uncompressed); EC2 accepts at most {USER_DATA_LIMIT}. "
+            f"The values of {environment.source} that weigh most in it: {heaviest or 'none'}. Shorten those; "
+            "if they are small, the boot script itself (obiam/bootstrap/templates) has outgrown the limit.")
     return base64.b64encode(packed).decode("ascii")
+
+
+def config_weight_in(script: str, environment: Environment) -> list[tuple[str, int, int]]:
+    """(dotted config field, times its value appears in `script`, value size), heaviest first."""
+    weights: list[tuple[str, int, int]] = []
+
+    def walk(value: object, path: tuple[str, ...]) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, (*path, str(key)))
+        elif isinstance(value, list | tuple):
+            for index, item in enumerate(value):
+                walk(item, (*path, str(index)))
+        elif isinstance(value, str) and len(value) >= 4 and (count := script.count(value)):
+            weights.append((".".join(path), count, len(value.encode("utf-8"))))
+
+    walk(environment.config.model_dump(mode="json"), ())
+    return sorted(weights, key=lambda weight: (-weight[1] * weight[2], weight[0]))
