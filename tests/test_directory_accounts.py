@@ -161,6 +161,9 @@ def test_the_function_runs_at_apply_before_the_nodes_and_every_day_after(prod: d
     target = only(prod, "aws_cloudwatch_event_target")
     assert target["input"] == only(prod, "aws_lambda_invocation")["input"]
     assert only(prod, "aws_cloudwatch_event_rule")["schedule_expression"] == "cron(0 12 * * ? *)"
+    # The function's permissions exist before its first run.
+    (policy,) = [n for n in resources(prod, "aws_iam_role_policy") if n.startswith("directory-accounts_")]
+    assert only(prod, "aws_lambda_function")["depends_on"] == [f"aws_iam_role_policy.{policy}"]
     accounts = json.loads(target["input"])["accounts"]
     assert [(a["username"], a["create"]) for a in accounts] == [
         ("obiam-wso2-bind", True), ("obiam-wso2-admin", True), ("Admin", False)]

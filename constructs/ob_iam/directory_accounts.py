@@ -142,8 +142,8 @@ class DirectoryAccounts(Construct):
                 "Sid": "CreateAccounts", "Effect": "Allow", "Resource": directory_arn,
                 "Action": ["ds:DescribeDirectoryDataAccess", "ds:EnableDirectoryDataAccess", "ds:AccessDSData",
                            "ds-data:DescribeUser", "ds-data:CreateUser"]})
-        IamRolePolicy(self, "permissions", role=role.id, name="directory-accounts",
-                      policy=json.dumps({"Version": "2012-10-17", "Statement": statements}))
+        permissions = IamRolePolicy(self, "permissions", role=role.id, name="directory-accounts",
+                                    policy=json.dumps({"Version": "2012-10-17", "Statement": statements}))
 
         package = TerraformAsset(self, "package", path=props.package_path, type=AssetType.FILE)
         function = LambdaFunction(
@@ -154,7 +154,9 @@ class DirectoryAccounts(Construct):
             reserved_concurrent_executions=1,
             logging_config=LambdaFunctionLoggingConfig(log_format="JSON", log_group=log_group.name),
             tracing_config=LambdaFunctionTracingConfig(mode="Active"),
-            description="Creates WSO2's directory accounts and renews their passwords (obiam)")
+            description="Creates WSO2's directory accounts and renews their passwords (obiam)",
+            # The apply-time run follows the function at once: its permissions must be in place first.
+            depends_on=[permissions])
         self.function_name = props.function_name
 
         # Before the nodes boot; again whenever an account, a generated password or the code changes (a
