@@ -53,6 +53,7 @@ _ACM_ARN = re.compile(
 )
 # Keys limited to S3's "safe characters": the URI ends up inside the node's boot script.
 _S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>[A-Za-z0-9!_.*'()/+=-]+)$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _AMI_ID = re.compile(r"^ami-[0-9a-f]{8}([0-9a-f]{9})?$")
@@ -165,6 +166,10 @@ class ApiManagerConfig(Model):
 class ProductConfig(Model):
     version: Literal[tuple(PRODUCT_JDKS)] = "3.0.0"  # type: ignore[valid-type]
     pack_s3_uri: Annotated[str, _check(_S3_URI, "s3://<bucket>/<key>, the WSO2 OB IAM pack (.zip)")]
+    # The pack, pinned: preflight checks the S3 object against it and every node refuses a pack with
+    # another hash before unpacking it. `obiam pack build` and `obiam pack upload` print it.
+    pack_sha256: Annotated[str, _check(_SHA256, "the pack's SHA-256 as 64 lower-case hex digits, as "
+                                       "`obiam pack build` prints it")]
     # OB IAM packs ship with `[server] offset = 3`, so the HTTPS servlet port is 9443 + 3.
     port_offset: Annotated[int, Field(ge=0, le=1000)] = 3
     clustering: ClusteringConfig = ClusteringConfig()

@@ -187,6 +187,19 @@ def is_rehearsal(item: pytest.Item) -> bool:
     return item.get_closest_marker("rehearsal") is not None
 
 
+def rehearsal_stacks(environments: dict[str, Environment], pack_sha256: str,
+                     outdir: Path) -> dict[str, tuple[Path, Environment]]:
+    """The stacks the rehearsal boots: prod and the PostgreSQL variant as the repository has them, but
+    pinned to the pack the lab built (`product.pack_sha256`), in one more App (the provider is loaded)."""
+    from stacks.app import synthesize
+
+    pinned = {name: with_changes(environment, product={"pack_sha256": pack_sha256})
+              for name, environment in (("prod", environments["prod"]),
+                                        (REHEARSAL_VARIANT, variant_environment(REHEARSAL_VARIANT, environments)))}
+    synthesize(list(pinned.values()), outdir)
+    return {name: (outdir / "stacks" / name / "cdk.tf.json", environment) for name, environment in pinned.items()}
+
+
 class RehearsalPlugin:
     """Runs the rehearsal's scenarios in the background of the session (tests/rehearsal/session.py).
 
@@ -214,24 +227,29 @@ class RehearsalPlugin:
     @pytest.hookimpl(wrapper=True)
     def pytest_fixture_setup(self, fixturedef: pytest.FixtureDef[Any],
                              request: pytest.FixtureRequest) -> Generator[None, Any, Any]:
-        """Hands the session's synthesized prod stack and PostgreSQL variant to the rehearsal as they exist."""
+        """Once the session's stacks are synthesized, synthesizes the two the rehearsal boots (prod and the
+        PostgreSQL variant, pinned to the pack the lab built) and hands them over."""
         rehearsal = request.config.stash.get(REHEARSAL, None)
-        if rehearsal is None or fixturedef.argname not in {"synth", "variants"}:
+        if rehearsal is None or fixturedef.argname != "synth":
             return (yield)
-        which = "prod" if fixturedef.argname == "synth" else "postgres"
         try:
             result = yield
         except BaseException as error:
-            rehearsal.input_failed(which, error)
+            for which in ("prod", "postgres"):
+                rehearsal.input_failed(which, error)
             raise
-        if which == "prod":
-            rehearsal.provide_prod(result.path("prod"), result.environments["prod"].config)
-        else:
-            variant = variant_environment(REHEARSAL_VARIANT, request.getfixturevalue("environments"))
-            rehearsal.provide_postgres(REHEARSAL_VARIANT, result[REHEARSAL_VARIANT],
-                                       Path(f"variants/{REHEARSAL_VARIANT}/cdk.tf.json"), variant.config)
+        try:
+            stacks = rehearsal_stacks(result.environments, rehearsal.pack_sha256(),
+                                      request.getfixturevalue("tmp_path_factory").mktemp("rehearsal") / "cdktf.out")
+        except Exception as error:  # the rehearsal's tests report it; the rest of the session goes on
+            for which in ("prod", "postgres"):
+                rehearsal.input_failed(which, error)
+            return result
+        path, environment = stacks["prod"]
+        rehearsal.provide_prod(path, environment.config)
+        path, environment = stacks[REHEARSAL_VARIANT]
+        rehearsal.provide_postgres(REHEARSAL_VARIANT, json.loads(path.read_text()), path, environment.config)
         return result
-
 
     def pytest_terminal_summary(self, terminalreporter: Any, config: pytest.Config) -> None:
         rehearsal = config.stash.get(REHEARSAL, None)
@@ -245,9 +263,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(scope="session")
-def rehearsal(request: pytest.FixtureRequest, synth: Synth, variants: dict[str, dict[str, Any]]) -> Rehearsal:
-    """The session's rehearsal, started at collection. It asks for `synth` and `variants` so that a
-    session of rehearsal tests alone makes them too (RehearsalPlugin hands them over)."""
+def rehearsal(request: pytest.FixtureRequest, synth: Synth) -> Rehearsal:
+    """The session's rehearsal, started at collection. It asks for `synth` so that a session of
+    rehearsal tests alone makes it too (RehearsalPlugin then synthesizes the stacks it boots)."""
     found = request.config.stash.get(REHEARSAL, None)
     assert found is not None, "the rehearsal was not started: RehearsalPlugin starts it for its tests"
     return found

@@ -148,8 +148,41 @@ def test_bootstrap_installs_the_configured_jdk_and_fetches_the_pack(stack: dict[
     assert '"java-$JDK_MAJOR-amazon-corretto-headless"' in script
     assert f'readonly PACK_S3_URI="{config.product.pack_s3_uri}"' in script
     assert 'aws s3 cp --region "$REGION" --only-show-errors "$PACK_S3_URI" /tmp/obiam-pack.zip' in script
-    # The pack is checked against the checksum published beside it before anything is unpacked.
-    assert script.index("sha256sum /tmp/obiam-pack.zip") < script.index("unzip -q /tmp/obiam-pack.zip")
+    # The pack is checked against the hash the environment pins, rendered into the user data, before
+    # anything is unpacked; nothing beside the pack in S3 (which whoever can write the pack could rewrite
+    # too) is trusted.
+    assert f'readonly PACK_SHA256="{config.product.pack_sha256}"' in script
+    assert script.index("sha256sum /tmp/obiam-pack.zip") < script.index("unzip -Z1 /tmp/obiam-pack.zip") \
+        < script.index("unzip -q /tmp/obiam-pack.zip")
+    assert '[[ $ACTUAL_SHA256 != "$PACK_SHA256" ]]' in script
+    assert ".sha256" not in script.replace(".obiam-pack-sha256", "")
+
+
+def test_a_new_pack_hash_rolls_the_nodes_like_any_launch_template_change(prod: dict[str, Any],
+                                                                         synth: Synth) -> None:
+    """Pinning another pack changes only the pinned hash in the user data; the launch template carries the
+    user data and the group follows its latest version with a rolling instance refresh, so a deploy of a
+    new pin replaces the nodes one by one (Terraform AWS provider, aws_autoscaling_group instance_refresh:
+    a launch template change starts a refresh)."""
+    import base64
+    import gzip
+
+    from conftest import with_changes
+
+    environment = synth.environments["prod"]
+    repinned = with_changes(environment, product={"pack_sha256": "0" * 64})
+    before = gzip.decompress(base64.b64decode(bootstrap.user_data_base64(environment))).decode()
+    after = gzip.decompress(base64.b64decode(bootstrap.user_data_base64(repinned))).decode()
+    assert before != after
+    changed = [(a, b) for a, b in zip(before.splitlines(), after.splitlines(), strict=True) if a != b]
+    assert changed == [(f'readonly PACK_SHA256="{environment.config.product.pack_sha256}"',
+                        f'readonly PACK_SHA256="{"0" * 64}"')]
+    template = only(prod, "aws_launch_template")
+    template_name = next(iter(resources(prod, "aws_launch_template")))
+    assert template["user_data"] == bootstrap.user_data_base64(environment)
+    group = only(prod, "aws_autoscaling_group")
+    assert group["launch_template"]["version"] == f"${{aws_launch_template.{template_name}.latest_version}}"
+    assert group["instance_refresh"]["strategy"] == "Rolling"
 
 
 def test_service_runs_wso2_unprivileged_after_the_artifact_mounts(stack: dict[str, Any]) -> None:

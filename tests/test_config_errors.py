@@ -60,6 +60,11 @@ def test_minimal_file_is_a_production_environment() -> None:
      "an ACM certificate ARN"),
     (with_values(product={"pack_s3_uri": "https://example.com/wso2.zip"}),
      "environments/prod.yaml: product.pack_s3_uri = 'https://example.com/wso2.zip': allowed: s3://<bucket>/<key>"),
+    (with_values(product={"pack_sha256": "16D67B308763CB50B7FAD336E8507680377C6FF6E36462ED9D82F60E97A8F509"}),
+     "environments/prod.yaml: product.pack_sha256 = '16D67B308763CB50B7FAD336E8507680377C6FF6E36462ED9D82F60E97A8F50"
+     "9': allowed: the pack's SHA-256 as 64 lower-case hex digits"),
+    ({**with_values(), "product": {k: v for k, v in MINIMAL["product"].items() if k != "pack_sha256"}},
+     "environments/prod.yaml: product.pack_sha256"),
     (with_values(databse={"engine": "mysql"}),
      "environments/prod.yaml: databse = {...}: unknown key (did you mean 'database'?); allowed keys in the top "
      "level: tier, region,"),
@@ -68,7 +73,8 @@ def test_minimal_file_is_a_production_environment() -> None:
      "allowed keys in nodes: instance_type,"),
 ], ids=["memory-under-4gib", "unknown-instance-type", "disk-under-10gib", "heap-under-2gib",
         "heap-starves-os", "jdk-1.8.0_151", "prod-single-node", "min-over-max", "desired-outside-range",
-        "unknown-db-engine", "malformed-cidr", "malformed-arn", "malformed-s3-uri", "unknown-top-level-key",
+        "unknown-db-engine", "malformed-cidr", "malformed-arn", "malformed-s3-uri", "pack-sha256-upper-case",
+        "pack-sha256-missing", "unknown-top-level-key",
         "unknown-nested-key"])
 def test_bad_value_is_reported_with_file_path_value_and_what_is_allowed(data: dict[str, Any], expected: str) -> None:
     found = problems(data)

@@ -6,6 +6,7 @@ No test here synthesizes a stack or imports cdktf.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -135,6 +136,10 @@ def self_signed(domain: str) -> tuple[bytes, bytes]:
                               serialization.NoEncryption()))
 
 
+# The pack config.MINIMAL pins (tests/configs.py): these bytes stand in for it in moto.
+PACK_BYTES = b"example: the SHA-256 obiam pack build prints"
+
+
 def ready_account(session: Any, *, issued: bool = True, pack: bool = True, state_bucket: bool = True,
                   domain: str = "iam.bank.example.com") -> str:
     """Prepares moto like an account ready for a deploy; returns the certificate ARN."""
@@ -147,8 +152,8 @@ def ready_account(session: Any, *, issued: bool = True, pack: bool = True, state
     s3 = session.client("s3")
     s3.create_bucket(Bucket="example-bank-wso2", CreateBucketConfiguration={"LocationConstraint": REGION})
     if pack:
-        s3.put_object(Bucket="example-bank-wso2", Key="wso2-obiam-3.0.0.zip", Body=b"PK")
-    s3.put_object(Bucket="example-bank-wso2", Key="wso2-obiam-3.0.0.zip.sha256", Body=b"0" * 64)
+        s3.put_object(Bucket="example-bank-wso2", Key="wso2-obiam-3.0.0.zip", Body=PACK_BYTES,
+                      ChecksumAlgorithm="SHA256")
     s3.put_object(Bucket="example-bank-wso2", Key="mysql-connector-j-8.4.0.jar", Body=b"PK")
     if state_bucket:
         s3.create_bucket(Bucket="example-bank-tfstate", CreateBucketConfiguration={"LocationConstraint": REGION})
@@ -160,7 +165,7 @@ def test_preflight_passes_on_a_ready_account(mocked: Any) -> None:
     checks = preflight(mocked, environment(load_balancer={"certificate_arn": arn}), REGION)
     assert names(checks, False) == set(), checks
     assert names(checks, True) == {"availability zones", "instance type", "AMI", "certificate", "product pack",
-                                   "product pack checksum", "JDBC driver", "state bucket"}
+                                   "JDBC driver", "state bucket"}
 
 
 @pytest.mark.parametrize(("setup", "changes", "failing"), [
@@ -178,6 +183,56 @@ def test_preflight_fails_the_check_that_is_not_ready(mocked: Any, setup: dict[st
     arn = ready_account(mocked, **setup)
     checks = preflight(mocked, environment(load_balancer={"certificate_arn": arn}, **changes), REGION)
     assert names(checks, False) == {failing}, checks
+
+
+def s3_calls(session: Any, operation: str) -> list[str]:
+    """Records each call of an S3 operation made by clients the session creates from now on."""
+    calls: list[str] = []
+
+    def record(**_: Any) -> None:
+        calls.append(operation)
+
+    session.events.register(f"before-call.s3.{operation}", record, unique_id=f"count-{operation}")
+    return calls
+
+
+def test_preflight_checks_the_pinned_pack_by_s3s_checksum_without_downloading_it(mocked: Any) -> None:
+    """The pin (product.pack_sha256) is what every node checks before unpacking; S3 keeps a full-object
+    SHA-256 for a single PutObject with ChecksumAlgorithm SHA256 (S3 User Guide, "Checking object
+    integrity"), so preflight compares that and never downloads the pack."""
+    arn = ready_account(mocked)
+    downloads = s3_calls(mocked, "GetObject")
+    try:
+        checks = preflight(mocked, environment(load_balancer={"certificate_arn": arn}), REGION)
+    finally:
+        mocked.events.unregister("before-call.s3.GetObject", unique_id="count-GetObject")
+    pack = next(c for c in checks if c.name == "product pack")
+    assert pack.passed, pack
+    assert "S3's SHA-256 checksum, nothing downloaded" in pack.detail
+    assert downloads == []
+
+
+def test_preflight_fails_a_pack_object_that_is_not_the_pinned_one(mocked: Any) -> None:
+    arn = ready_account(mocked, pack=False)
+    mocked.client("s3").put_object(Bucket="example-bank-wso2", Key="wso2-obiam-3.0.0.zip", Body=b"another pack",
+                                   ChecksumAlgorithm="SHA256")
+    checks = preflight(mocked, environment(load_balancer={"certificate_arn": arn}), REGION)
+    pack = next(c for c in checks if c.name == "product pack")
+    assert not pack.passed
+    assert pack.detail.startswith(f"s3://example-bank-wso2/wso2-obiam-3.0.0.zip has SHA-256 "
+                                  f"{hashlib.sha256(b'another pack').hexdigest()}, but product.pack_sha256 pins "
+                                  f"{hashlib.sha256(PACK_BYTES).hexdigest()}; nodes would refuse it")
+
+
+def test_preflight_hashes_a_pack_that_s3_holds_no_sha256_for(mocked: Any) -> None:
+    """An object uploaded without a SHA-256 checksum (or in parts: a composite checksum) is downloaded
+    and hashed, so the check still answers, and says why it downloaded."""
+    arn = ready_account(mocked, pack=False)
+    mocked.client("s3").put_object(Bucket="example-bank-wso2", Key="wso2-obiam-3.0.0.zip", Body=PACK_BYTES)
+    checks = preflight(mocked, environment(load_balancer={"certificate_arn": arn}), REGION)
+    pack = next(c for c in checks if c.name == "product pack")
+    assert pack.passed, pack
+    assert f"downloaded {len(PACK_BYTES)} bytes to hash them: S3 holds no full-object SHA-256" in pack.detail
 
 
 @pytest.mark.parametrize(("instance_type", "detail"), [
@@ -215,7 +270,7 @@ def test_preflight_cli_exits_1_on_a_failed_check_and_prints_plain_text(mocked: A
     result = CliRunner().invoke(app, ["preflight", "--env", "dev", "--environments-dir", str(directory)])
     assert result.exit_code == 1
     assert "FAIL  product pack: s3://example-bank-wso2/wso2-obiam-3.0.0.zip not found" in result.output
-    assert result.output.rstrip().endswith("7 passed, 1 failed")
+    assert result.output.rstrip().endswith("6 passed, 1 failed")
 
 
 # --- verify ------------------------------------------------------------------------------------
@@ -459,7 +514,7 @@ def test_console_script_runs_against_an_aws_compatible_endpoint(moto_server: str
     assert again.stdout.strip().endswith("already in place, nothing changed")
     after = run("preflight", "--env", "dev")
     assert after.returncode == 0, after.stdout + after.stderr
-    assert after.stdout.rstrip().endswith("8 passed, 0 failed")
+    assert after.stdout.rstrip().endswith("7 passed, 0 failed")
 
 
 def test_unreachable_endpoint_is_one_line_and_exit_2(tmp_path: Any) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -104,14 +104,44 @@ def test_each_node_lists_both_nodes_as_cluster_members(cluster: ClusterRecord) -
         assert listed >= expected, f"{node.name} lists members {sorted(listed)}, expected at least {sorted(expected)}"
 
 
-def test_the_rehearsal_boots_the_stack_user_data_unmodified(synth: Synth, cluster: ClusterRecord) -> None:
-    """The lab runs the bytes the launch template carries (gunzipped as cloud-init does), nothing else."""
-    assert cluster.user_data == NodeStack.load("prod", synth.path("prod")).user_data, \
-        "node-1 ran a script other than the prod launch template's user data"
+def without_user_data(stack: dict[str, Any]) -> dict[str, Any]:
+    copy = json.loads(json.dumps(stack))
+    for template in copy["resource"]["aws_launch_template"].values():
+        template.pop("user_data")
+    return copy
+
+
+def test_the_rehearsal_boots_the_stack_user_data_unmodified(synth: Synth, rehearsal: Rehearsal,
+                                                             cluster: ClusterRecord) -> None:
+    """The lab runs the bytes the launch template carries (gunzipped as cloud-init does), nothing else. That
+    stack is the prod stack with one change: product.pack_sha256 pins the pack the lab built, so the one
+    line of the user data that names the pin differs, and nothing else in the stack."""
+    booted = NodeStack.load("prod", cluster.environment.stack.path)
+    assert cluster.user_data == booted.user_data, "node-1 ran a script other than its launch template's user data"
+    prod = NodeStack.load("prod", synth.path("prod"))
+    pin, lab_pin = (synth.environments["prod"].config.product.pack_sha256,
+                    cluster.environment.config.product.pack_sha256)
+    assert lab_pin == rehearsal.pack_sha256() != pin
+    assert prod.user_data.count(pin.encode()) == 1
+    assert booted.user_data == prod.user_data.replace(pin.encode(), lab_pin.encode()), \
+        "the booted user data differs from prod's in more than the pinned pack hash"
+    assert without_user_data(booted.data) == without_user_data(prod.data), \
+        "the booted stack differs from prod's outside the launch template's user data"
     assert "GET /latest/meta-data/iam/security-credentials/" in cluster.imds_log, \
         "the node's AWS CLI did not take its credentials from IMDS"
     assert " 401" not in cluster.imds_log or "PUT /latest/api/token 200" in cluster.imds_log
     assert json.loads(cluster.dnf_log.splitlines()[0])[0] == "install", f"dnf was asked for: {cluster.dnf_log}"
+
+
+def test_the_rehearsal_boots_a_pack_made_by_obiam_pack_build(rehearsal: Rehearsal) -> None:
+    """The pack the nodes boot is the toolkit's own output from (synthetic) WSO2 downloads, and passes
+    `obiam pack verify` for the engines the rehearsal runs."""
+    from obiam.pack.verify import verify_pack
+
+    pack = rehearsal.pack.result(timeout=60)
+    for engine in ("mysql", "postgres"):
+        failed = [c for c in verify_pack(pack.path, engine=engine) if not c.passed]
+        assert not failed, f"the rehearsal's pack fails `obiam pack verify --engine {engine}`: {failed}"
 
 
 # -- a third node joins -----------------------------------------------------------------------------------
@@ -200,8 +230,8 @@ def test_an_unreachable_database_stops_the_boot_naming_it(rehearsal: Rehearsal) 
 
 
 def test_a_pack_whose_checksum_does_not_match_stops_the_boot(rehearsal: Rehearsal) -> None:
-    """The pack is code the node runs as its service: one that is not the published one (its SHA-256
-    differs from `<pack>.sha256`) must never be installed."""
+    """The pack is code the node runs as its service: one that is not the pinned one (its SHA-256 differs
+    from product.pack_sha256, rendered into the user data) must never be unpacked."""
     assert_stops_naming(rehearsal.record("tampered"))
 
 

@@ -60,6 +60,7 @@ class BootstrapSettings:
     product_version: str
     runtime_parameter: str
     pack_s3_uri: str
+    pack_sha256: str
     jdbc_driver_s3_uri: str
     accelerator_toml: str
     jdk: str
@@ -148,6 +149,7 @@ def settings_for(environment: Environment) -> BootstrapSettings:
         product_version=config.product.version,
         runtime_parameter=names.runtime_parameter,
         pack_s3_uri=config.product.pack_s3_uri,
+        pack_sha256=config.product.pack_sha256,
         jdbc_driver_s3_uri=config.database.jdbc_driver_s3_uri or "",
         accelerator_toml=wso2.ACCELERATOR_DEPLOYMENT_TOML,
         jdk=config.jdk,

@@ -1,4 +1,4 @@
-"""The operations commands of `obiam`: bootstrap-state, preflight, verify, reap.
+"""The operations commands of `obiam`: bootstrap-state, preflight, verify, reap, pack build/verify/upload.
 
 Exit codes: 0 everything passed (or was already in place), 1 a check or a destroy
 failed, 2 the command could not run (bad config, credentials, permissions, endpoint).
@@ -15,11 +15,14 @@ import typer
 
 from obiam import ephemeral, node_config
 from obiam.environments import EPHEMERAL_TEMPLATE, ConfigError, Environment, load_environment
-from obiam.ops import aws, reap
+from obiam.ops import aws, pack_s3, reap
 from obiam.ops.output import Check, all_passed, print_checks
 from obiam.ops.preflight import preflight
 from obiam.ops.state_backend import ensure_state_backend
 from obiam.ops.verify import verify
+from obiam.pack import PackError, file_sha256
+from obiam.pack.build import build as build_pack
+from obiam.pack.verify import verify_pack
 
 EnvOption = Annotated[str, typer.Option("--env", help="environment name (environments/<name>.yaml)")]
 BranchOption = Annotated[str | None, typer.Option(help="for a per-branch environment: its branch (uses "
@@ -148,7 +151,108 @@ def node_config_command(
     _run(body)
 
 
+pack_app = typer.Typer(no_args_is_help=True, help="The OB IAM product pack: build it from WSO2's downloads, "
+                                                  "verify it, upload it where an environment expects it.")
+
+
+def _pack_problems(command: str, error: PackError, *, wrote: bool = False) -> typer.Exit:
+    shown = "\n".join(error.problems)
+    print(f"obiam pack {command}: {len(error.problems)} problem(s)"
+          + ("" if wrote else "; nothing was written") + f":\n{shown}", file=sys.stderr)
+    return typer.Exit(2)
+
+
+@pack_app.command("build")
+def pack_build_command(
+        *, identity_server: Annotated[Path, typer.Option(help="WSO2 Identity Server 5.11.0 (wso2is-5.11.0.zip), "
+                                                           "with WSO2 updates applied if you have them")],
+        accelerator: Annotated[Path, typer.Option(help="the OB IS accelerator 3.0.0 "
+                                                       "(wso2-obiam-accelerator-3.0.0.zip)")],
+        extensions: Annotated[Path, typer.Option(help="the IS Connector for API Manager 4.0 "
+                                                      "(wso2is-extensions-1.2.10.zip)")],
+        api_manager: Annotated[Path, typer.Option(help="WSO2 API Manager 4.0.0 (wso2am-4.0.0.zip): only its "
+                                                       "dbscripts are taken")],
+        jdbc_driver: Annotated[list[Path], typer.Option(help="the JDBC driver jar of the database engine "
+                                                             "(repeat for more engines)")],
+        output: Annotated[Path, typer.Option(help="the pack to write, e.g. wso2-obiam-3.0.0.zip; its manifest "
+                                                  "goes beside it (<name>.manifest.json)")],
+        version: Annotated[str, typer.Option(help="OB IAM version (product.version)")] = "3.0.0") -> None:
+    """Merge WSO2's downloads into one reproducible pack, as the accelerator's merge.sh would, with a manifest."""
+    from obiam import pack
+
+    if version not in pack.DISTRIBUTIONS:
+        raise _fail(f"--version {version}: allowed: {', '.join(pack.DISTRIBUTIONS)}")
+    try:
+        built = build_pack(version=version, identity_server=identity_server, accelerator=accelerator,
+                           extensions=extensions, api_manager=api_manager, drivers=jdbc_driver, output=output)
+    except PackError as error:
+        raise _pack_problems("build", error) from None
+    except OSError as error:
+        raise _fail(f"pack build: {error}") from None
+    components = built.manifest["components"]
+    assert isinstance(components, list)
+    for component in components:
+        print(f"  {component['component']:<22} {component.get('directory') or component.get('file')}"
+              + (f" (update level {component['update_level']})" if component.get("update_level") else ""))
+    print(f"{built.path} ({built.size} bytes), manifest {built.manifest_path}")
+    print(f"sha256 {built.sha256}")
+
+
+@pack_app.command("verify")
+def pack_verify_command(
+        pack_path: Annotated[Path, typer.Argument(metavar="PACK", help="the pack zip")],
+        engine: Annotated[str | None, typer.Option(help="the environment's database.engine: its scripts and "
+                                                        "driver (default: scripts of every engine, any driver)")]
+        = None,
+        manifest: Annotated[Path | None, typer.Option(help="the manifest written beside the pack "
+                                                           "(default: <name>.manifest.json next to it)")] = None,
+        as_json: JsonOption = False) -> None:
+    """Check a pack holds everything the nodes' boot relies on and matches its manifest."""
+    try:
+        checks = verify_pack(pack_path, engine=engine, manifest_path=manifest)
+    except PackError as error:
+        raise _pack_problems("verify", error, wrote=True) from None
+    raise typer.Exit(_report(f"pack verify {pack_path}", checks, as_json))
+
+
+@pack_app.command("upload")
+def pack_upload_command(
+        pack_path: Annotated[Path, typer.Argument(metavar="PACK", help="the pack zip `obiam pack build` wrote")],
+        *, env: EnvOption = "prod", branch: BranchOption = None, region: RegionOption = None,
+        environments_dir: DirOption = Path("environments"),
+        replace: Annotated[bool, typer.Option("--replace", help="overwrite another pack at product.pack_s3_uri "
+                                                                 "(nodes pinned to it would refuse the new one)")]
+        = False) -> None:
+    """Verify the pack, put it at the environment's product.pack_s3_uri, and print the lines to pin it."""
+    def body() -> int:
+        environment = _environment(env, branch, environments_dir)
+        product = environment.config.product
+        try:
+            checks = verify_pack(pack_path, engine=environment.config.database.engine, version=product.version)
+        except PackError as error:
+            raise _pack_problems("upload", error, wrote=True) from None
+        if not all_passed(checks):
+            print_checks(f"pack verify {pack_path} (for {environment.name})", checks)
+            print(f"obiam pack upload: {pack_path} is not uploaded: it fails the checks above", file=sys.stderr)
+            return 1
+        sha256 = file_sha256(pack_path)
+        where = region or environment.config.region
+        done = pack_s3.upload_pack(aws.client(aws.session(where), "s3", where), pack_path, product.pack_s3_uri,
+                                   sha256, replace=replace)
+        print(f"{done.uri}: " + (f"uploaded {done.size} bytes, S3 checked SHA-256 {done.sha256} on receipt; "
+                                 f"encrypted with {done.encryption}" if done.uploaded
+                                 else f"already holds this pack (SHA-256 {done.sha256}); nothing uploaded"))
+        if product.pack_sha256 == sha256:
+            print(f"{environment.source}: already pins this pack")
+        else:
+            print(f"Pin it in {environment.source} (then deploy; the nodes roll onto the new user data):")
+            print(f"product:\n  pack_s3_uri: {product.pack_s3_uri}\n  pack_sha256: {sha256}")
+        return 0
+    _run(body)
+
+
 def register(app: typer.Typer) -> None:
+    app.add_typer(pack_app, name="pack")
     app.command("node-config")(node_config_command)
     app.command("bootstrap-state")(bootstrap_state)
     app.command("preflight")(preflight_command)

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import boto3
 
 from obiam import instance_types
 from obiam.environments import Environment
 from obiam.ops.aws import client, lookup
 from obiam.ops.output import Check
+from obiam.ops.pack_s3 import object_sha256, s3_location
 
 
-def _s3_location(uri: str) -> tuple[str, str]:
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    return bucket, key
+def _pack_check(s3: Any, uri: str, pinned: str) -> Check:
+    """The pack object is the pinned one (product.pack_sha256), which every node checks before unpacking."""
+    found = object_sha256(s3, uri)
+    if found is None:
+        return Check("product pack", False, f"{uri} not found: `obiam pack upload` puts it there")
+    how = (f"downloaded {found.size} bytes to hash them: S3 holds no full-object SHA-256 for it (`obiam pack "
+           "upload` stores one)" if found.downloaded else "S3's SHA-256 checksum, nothing downloaded")
+    if found.sha256 != pinned:
+        return Check("product pack", False, f"{uri} has SHA-256 {found.sha256}, but product.pack_sha256 pins "
+                                            f"{pinned}; nodes would refuse it ({how})")
+    return Check("product pack", True, f"{uri} matches product.pack_sha256 ({how})")
 
 
 def preflight(aws: boto3.session.Session, environment: Environment, region: str) -> list[Check]:
@@ -70,16 +81,13 @@ def preflight(aws: boto3.session.Session, environment: Environment, region: str)
                             + ("" if covers else f"; does not cover {host}")))
 
     s3 = client(aws, "s3", region)
-    # The nodes refuse a pack whose SHA-256 differs from the checksum object published beside it.
-    objects = [("product pack", config.product.pack_s3_uri),
-               ("product pack checksum", config.product.pack_s3_uri + ".sha256")]
+    checks.append(_pack_check(s3, config.product.pack_s3_uri, config.product.pack_sha256))
     if config.database.jdbc_driver_s3_uri:
-        objects.append(("JDBC driver", config.database.jdbc_driver_s3_uri))
-    for label, uri in objects:
-        bucket, key = _s3_location(uri)
-        head = lookup(lambda b=bucket, k=key: s3.head_object(Bucket=b, Key=k),  # type: ignore[misc]
+        uri = config.database.jdbc_driver_s3_uri
+        bucket, key = s3_location(uri)
+        head = lookup(lambda: s3.head_object(Bucket=bucket, Key=key),
                       missing={"404", "NoSuchKey", "NoSuchBucket", "NotFound"})
-        checks.append(Check(label, head is not None,
+        checks.append(Check("JDBC driver", head is not None,
                             f"{uri} ({head['ContentLength']} bytes)" if head else f"{uri} not found"))
 
     state = config.state

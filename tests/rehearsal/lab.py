@@ -32,7 +32,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -247,9 +247,9 @@ class LabEnvironment:
 
     def s3_objects(self) -> dict[str, bytes]:
         pack = self.lab.pack
-        objects = {self.config.product.pack_s3_uri: pack.path.read_bytes(),
-                   # `sha256sum` format, published next to the pack by whoever uploads it.
-                   f"{self.config.product.pack_s3_uri}.sha256": f"{pack.sha256}  {pack.path.name}\n".encode()}
+        # The pack `obiam pack build` made; the environment pins its SHA-256 (tests/conftest.py synthesizes
+        # the stacks the rehearsal boots with that pin).
+        objects = {self.config.product.pack_s3_uri: pack.path.read_bytes()}
         driver = getattr(self.config.database, "jdbc_driver_s3_uri", None)
         if driver:
             objects[driver] = self.lab.jdbc_driver
@@ -557,12 +557,14 @@ class Lab:
         self.postgres: PostgreSQL | None = None
         self.jdbc_driver = _placeholder_jar()
 
-    def start(self, database_hosts: list[str], regions: tuple[str, ...] = ()) -> None:
+    def start(self, database_hosts: list[str], regions: tuple[str, ...] = (),
+              pack_ready: Future[packs.Pack] | None = None) -> None:
         """Starts every shared server at once: they are independent, and the machine has two cores.
 
         `database_hosts`: the RDS-style names the database servers' certificate must cover.
         `regions`: where environments will be deployed; moto sets up its EC2 backend of each now
         (~1 s each), before a stack is there to deploy.
+        `pack_ready`: gets the pack as soon as it is built (the stacks the rehearsal boots pin its hash).
         """
         self._database_hosts = database_hosts
         self.link = free_host_link()
@@ -577,6 +579,8 @@ class Lab:
         with ThreadPoolExecutor(max_workers=4) as pool:
             moto = pool.submit(self._start_moto, regions)
             pack: Future[packs.Pack] = pool.submit(packs.build, self.root / "pack")
+            if pack_ready is not None:
+                pack.add_done_callback(lambda built: _hand_over(built, pack_ready))
             mariadb = pool.submit(self._start_mariadb)
             postgres = pool.submit(self._start_postgres)
             self.moto, self.pack = moto.result(), pack.result()
@@ -644,6 +648,15 @@ class Lab:
         self.services.close()
         kill_namespace(self.services.mnt, self.services.net)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _hand_over(built: Future[packs.Pack], target: Future[packs.Pack]) -> None:
+    error = built.exception()
+    with contextlib.suppress(InvalidStateError):  # the session closed first
+        if error is not None:
+            target.set_exception(error)
+        else:
+            target.set_result(built.result())
 
 
 def database_host(stack: NodeStack) -> str:

@@ -25,12 +25,13 @@ member like any pending node, which the members scenarios allow (they ask for "a
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -207,6 +208,7 @@ class Rehearsal:
         self.lab: Lab | None = None
         self.records: dict[str, Future[Any]] = {name: Future() for name in self.STAGES}
         self.timeline: dict[str, tuple[float, float]] = {}  # stage -> (start, end), seconds since the start
+        self.pack: Future[packs.Pack] = Future()  # the lab's pack, as soon as it is built
         self._prod: Future[tuple[NodeStack, Any]] = Future()
         self._postgres: Future[tuple[NodeStack, Any]] = Future()
         self._threads: list[threading.Thread] = []
@@ -229,6 +231,10 @@ class Rehearsal:
         if not self._postgres.done():
             self._postgres.set_result((NodeStack.from_json(name, stack, path), config))
 
+    def pack_sha256(self, timeout: float = WAIT_LIMIT) -> str:
+        """The SHA-256 of the pack the lab built (`obiam pack build`), which the booted stacks must pin."""
+        return self.pack.result(timeout=timeout).sha256
+
     def input_failed(self, which: str, error: BaseException) -> None:
         future = self._prod if which == "prod" else self._postgres
         if not future.done():
@@ -241,7 +247,7 @@ class Rehearsal:
     def close(self) -> None:
         """Ends every process and mount the rehearsal started, wherever the scenarios are."""
         self._closing.set()
-        for future in (self._prod, self._postgres):
+        for future in (self._prod, self._postgres, self.pack):
             if not future.done():
                 future.set_exception(RehearsalClosed("the test session ended first"))
         cluster = self.records["cluster"]
@@ -277,6 +283,10 @@ class Rehearsal:
 
     def _prod_thread(self) -> None:
         self._stage("lab", self._start_lab)
+        if not self.pack.done():  # the lab failed before its pack was built: nobody may wait for it
+            error = self.records["lab"].exception() or RuntimeError("the lab ended without building its pack")
+            with contextlib.suppress(InvalidStateError):
+                self.pack.set_exception(RuntimeError(f"the lab failed before its pack was built: {error!r}"))
         self._stage("prod", self._deploy_prod)
         self._stage("cluster", self._cluster)
         self._stage("third", self._third)
@@ -313,7 +323,7 @@ class Rehearsal:
         if self._closing.is_set():  # close() ran while the lab was being made
             self.lab.close()
             raise RehearsalClosed("lab: the test session ended first")
-        self.lab.start(self.database_hosts, self.regions)
+        self.lab.start(self.database_hosts, self.regions, self.pack)
         return self.lab
 
     def _needs(self, stage: str) -> Any:
@@ -457,7 +467,7 @@ class Rehearsal:
             environment.put_runtime_value(environment.runtime_value)
 
     def _tampered(self) -> BrokenRecord:
-        """The pack object replaced by one whose SHA-256 differs from the published `<pack>.sha256`."""
+        """The pack object replaced by one whose SHA-256 differs from the one the environment pins."""
         lab, environment = self._lab(), self._environment()
         s3 = environment.client("s3")
         bucket, key = environment.config.product.pack_s3_uri[len("s3://"):].split("/", 1)
