@@ -119,7 +119,7 @@ def synth(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
 
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     # name: (base environment, changes) - configurations the repo's environments do not cover.
-    "existing-vpc": ("dev", {"network": {"existing_vpc": {
+    "existing-vpc": ("dev", {"network": {"vpc_cidr": None, "existing_vpc": {
         "vpc_id": "vpc-0123456789abcdef0",
         "public_subnet_ids": ["subnet-0a000000000000001", "subnet-0a000000000000002"],
         "app_subnet_ids": ["subnet-0b000000000000001", "subnet-0b000000000000002"],
