@@ -42,7 +42,7 @@ def select(environments: list[Environment], names: Sequence[str], ephemeral_bran
     by_name = {e.name: e for e in environments}
     unknown = [n for n in names if n not in by_name or n == EPHEMERAL_TEMPLATE]
     if unknown:
-        choices = ", ".join(n for n in by_name if n != EPHEMERAL_TEMPLATE)
+        choices = ", ".join(n for n in by_name if n != EPHEMERAL_TEMPLATE) or "none"
         raise ConfigError([f"unknown environment {show(n)}; environments/ has: {choices}" for n in unknown])
     chosen = [by_name[n] for n in names] if names else [e for e in environments if e.name != EPHEMERAL_TEMPLATE]
     if ephemeral_branch:
