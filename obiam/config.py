@@ -16,7 +16,13 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from obiam import database_engines, instance_types, wso2
-from obiam.naming import RESERVED_TAG_KEYS, TAG_VALUE_ALLOWED, tag_value_problem
+from obiam.naming import (
+    MAX_TAGS_PER_RESOURCE,
+    RESERVED_TAG_KEYS,
+    TAG_VALUE_ALLOWED,
+    TOOLKIT_TAGS,
+    tag_value_problem,
+)
 
 TIERS = ("production", "staging", "development", "ephemeral")
 
@@ -472,6 +478,11 @@ class TagsConfig(Model):
             raise RuleViolations([(("extra", key), self.extra[key],
                                    f"tag key is reserved; the toolkit sets {', '.join(RESERVED_TAG_KEYS)} itself "
                                    "and AWS owns aws:*") for key in clashes])
+        room = MAX_TAGS_PER_RESOURCE - TOOLKIT_TAGS
+        if len(self.extra) > room:
+            raise RuleViolations([(("extra",), f"{len(self.extra)} tags",
+                                   f"allowed: at most {room}: AWS allows {MAX_TAGS_PER_RESOURCE} tags per resource and "
+                                   f"the toolkit puts up to {TOOLKIT_TAGS} of its own on some")])
         return self
 
 

@@ -25,6 +25,13 @@ STANDARD_TAG_KEYS = ("Project", "Environment", "Owner", "CostCenter", "ManagedBy
 RESERVED_TAG_KEYS = (*STANDARD_TAG_KEYS, BRANCH_TAG_KEY, EXPIRES_AT_TAG_KEY, CLUSTER_TAG_KEY, EPHEMERAL_TAG_KEY)
 
 
+# AWS allows 50 user tags per resource (Tagging AWS Resources, "Tag naming limits and requirements").
+# The toolkit puts up to TOOLKIT_TAGS on one resource: the five standard tags, Name, obiam:cluster and
+# obiam:runtime-config-version, and on per-branch stacks obiam:ephemeral, Branch and ExpiresAt
+# (tests/test_stack_foundation.py checks the synthesized stacks against it).
+MAX_TAGS_PER_RESOURCE = 50
+TOOLKIT_TAGS = 11
+
 # AWS tag values: at most 256 Unicode characters from letters (\p{L}), separators (\p{Z}), digits
 # (\p{N}) and these; no `aws:` prefix (EFS API Reference, "Tag" data type: pattern
 # ^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$; Tagging AWS Resources, "Tag naming limits and requirements").

@@ -90,6 +90,15 @@ def test_tag_values_may_hold_any_letter_digit_or_space_aws_accepts() -> None:
     accepted(with_values(tags={"owner": "\u00c9quipe identit\u00e9 \u00a0\u2167", "extra": {"Site": "M\u00fcnchen 2"}}))
 
 
+def test_extra_tags_leave_room_for_the_toolkit_s_within_aws_s_50() -> None:
+    """Tagging AWS Resources, "Tag naming limits and requirements": at most 50 user tags per resource;
+    the toolkit sets up to 11 (tests/test_stack_foundation.py checks that on the stacks)."""
+    accepted(with_values(tags={"extra": {f"Tag{i}": "x" for i in range(39)}}))
+    assert problems(with_values(tags={"extra": {f"Tag{i}": "x" for i in range(40)}})) == [
+        "environments/prod.yaml: tags.extra = '40 tags': allowed: at most 39: AWS allows 50 tags per resource and the "
+        "toolkit puts up to 11 of its own on some"]
+
+
 # --- networks -------------------------------------------------------------------------------------
 
 def test_a_subnet_cannot_serve_two_tiers_of_an_existing_vpc() -> None:
