@@ -16,7 +16,13 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from obiam import database_engines, instance_types, wso2
-from obiam.naming import RESERVED_TAG_KEYS
+from obiam.naming import (
+    MAX_TAGS_PER_RESOURCE,
+    RESERVED_TAG_KEYS,
+    TAG_VALUE_ALLOWED,
+    TOOLKIT_TAGS,
+    tag_value_problem,
+)
 
 TIERS = ("production", "staging", "development", "ephemeral")
 
@@ -44,6 +50,7 @@ DEFAULT_JDK = {"3.0.0": "11"}
 # WSO2's deployment guide: "There's a known issue with JDK1.8.0_151".
 KNOWN_BAD_JDKS = ("1.8.0_151",)
 
+DEFAULT_VPC_CIDR = "10.40.0.0/16"
 DEFAULT_AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
 
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
@@ -55,13 +62,23 @@ _ACM_ARN = re.compile(
 _S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>[A-Za-z0-9!_.*'()/+=-]+)$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+# S3 User Guide, "General purpose bucket naming rules": besides 3-63 lower-case letters, digits, . and
+# -, starting and ending with a letter or digit, these are refused.
+_BUCKET_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"\.\."), "two adjacent periods"),
+    (re.compile(r"^\d+\.\d+\.\d+\.\d+$"), "the form of an IP address"),
+    (re.compile(r"^(xn--|sthree-|amzn-s3-demo-)"), "a prefix S3 reserves (xn--, sthree-, amzn-s3-demo-)"),
+    (re.compile(r"(-s3alias|--ol-s3|\.mrap|--x-s3|--table-s3)$"),
+     "a suffix S3 reserves (-s3alias, --ol-s3, .mrap, --x-s3, --table-s3)"),
+)
+_BUCKET_ALLOWED = ("an S3 bucket name: 3-63 lower-case letters, digits, . and -, starting and ending with a letter or "
+                   "digit, no .., not an IP address, none of S3's reserved prefixes and suffixes")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _AMI_ID = re.compile(r"^ami-[0-9a-f]{8}([0-9a-f]{9})?$")
 _VPC_ID = re.compile(r"^vpc-[0-9a-f]{8}([0-9a-f]{9})?$")
 _SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8}([0-9a-f]{9})?$")
 _DB_CLASS = re.compile(r"^db\.[a-z0-9-]+\.[a-z0-9]+$")
 _JDK = re.compile(r"^(?P<major>1\.8|8|11|17|21)(\.0(_\d+|\.\d+(\.\d+)?)?)?$")
-_TAG_VALUE = re.compile(r"^[\w .:/=+\-@]{1,256}$")
 _DYNAMODB_TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 _KEY_PREFIX = re.compile(r"^[A-Za-z0-9!_.*'()/-]{1,200}$")
 _PARAMETER_NAME = re.compile(r"^/[A-Za-z0-9_./-]{1,1010}$")
@@ -90,6 +107,42 @@ def _check(pattern: re.Pattern[str], allowed: str) -> AfterValidator:
     return AfterValidator(validate)
 
 
+def bucket_name_problem(name: str) -> str | None:
+    """What S3's bucket naming rules refuse in `name`, or None when S3 accepts it."""
+    if not _BUCKET.match(name):
+        return f"allowed: {_BUCKET_ALLOWED}"
+    for pattern, what in _BUCKET_RULES:
+        if pattern.search(name):
+            return f"S3 refuses a bucket name with {what}; allowed: {_BUCKET_ALLOWED}"
+    return None
+
+
+def _bucket(value: str) -> str:
+    problem = bucket_name_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+def _s3_uri(what: str) -> AfterValidator:
+    def validate(value: str) -> str:
+        match = _S3_URI.match(value)
+        if match is None:
+            raise ValueError(f"allowed: {what}")
+        problem = bucket_name_problem(match["bucket"])
+        if problem is not None:
+            raise ValueError(f"bucket {match['bucket']!r}: {problem}")
+        return value
+
+    return AfterValidator(validate)
+
+
+def _tag_value(value: str) -> str:
+    if not value or tag_value_problem(value) is not None:
+        raise ValueError(f"allowed: 1-{TAG_VALUE_ALLOWED.removeprefix('at most ')} (AWS tag values)")
+    return value
+
+
 def _cidr(value: str) -> str:
     try:
         network = ipaddress.IPv4Network(value, strict=True)
@@ -111,7 +164,7 @@ def _vpc_cidr(value: str) -> str:
 Region = Annotated[str, _check(_REGION, "an AWS region code such as eu-west-2")]
 Cidr = Annotated[str, AfterValidator(_cidr)]
 SubnetId = Annotated[str, _check(_SUBNET_ID, "a subnet id such as subnet-0123456789abcdef0")]
-TagValue = Annotated[str, _check(_TAG_VALUE, "1-256 letters, digits, spaces and _ . : / = + - @")]
+TagValue = Annotated[str, AfterValidator(_tag_value)]
 
 
 class Model(BaseModel):
@@ -127,11 +180,37 @@ class ExistingVpc(Model):
 
 
 class NetworkConfig(Model):
-    vpc_cidr: Annotated[str, AfterValidator(_vpc_cidr)] = "10.40.0.0/16"
+    # For a new VPC only (default DEFAULT_VPC_CIDR); an existing VPC brings its own range.
+    vpc_cidr: Annotated[str, AfterValidator(_vpc_cidr)] | None = None
     existing_vpc: ExistingVpc | None = None
     # One NAT gateway per AZ keeps egress (JDK/pack download, AWS APIs) alive when an AZ fails.
     nat_gateways: Literal["per_az", "single"] = "per_az"
     flow_logs: bool = True
+
+    @model_validator(mode="after")
+    def _one_vpc(self) -> NetworkConfig:
+        problems: list[Violation] = []
+        if self.vpc_cidr is not None and self.existing_vpc is not None:
+            problems.append((("vpc_cidr",), self.vpc_cidr,
+                             "is for a new VPC, and existing_vpc is given too (the stack would use the existing "
+                             "VPC's own range and ignore it); allowed: one of vpc_cidr or existing_vpc"))
+        if self.existing_vpc is not None:
+            seen: dict[str, str] = {}
+            for field in ("public_subnet_ids", "app_subnet_ids", "data_subnet_ids"):
+                for subnet in getattr(self.existing_vpc, field):
+                    other = seen.setdefault(subnet, field)
+                    if other != field:
+                        problems.append((("existing_vpc", field), subnet,
+                                         f"is also in existing_vpc.{other}; allowed: subnets of one tier each (the "
+                                         "tiers' routes and security groups keep them apart)"))
+        if problems:
+            raise RuleViolations(problems)
+        return self
+
+    @property
+    def cidr(self) -> str:
+        """The new VPC's range (unused with existing_vpc)."""
+        return self.vpc_cidr or DEFAULT_VPC_CIDR
 
 
 class AmiConfig(Model):
@@ -165,7 +244,7 @@ class ApiManagerConfig(Model):
 
 class ProductConfig(Model):
     version: Literal[tuple(PRODUCT_JDKS)] = "3.0.0"  # type: ignore[valid-type]
-    pack_s3_uri: Annotated[str, _check(_S3_URI, "s3://<bucket>/<key>, the WSO2 OB IAM pack (.zip)")]
+    pack_s3_uri: Annotated[str, _s3_uri("s3://<bucket>/<key>, the WSO2 OB IAM pack (.zip)")]
     # The pack, pinned: preflight checks the S3 object against it and every node refuses a pack with
     # another hash before unpacking it. `obiam pack build` and `obiam pack upload` print it.
     pack_sha256: Annotated[str, _check(_SHA256, "the pack's SHA-256 as 64 lower-case hex digits, as "
@@ -317,7 +396,7 @@ class DatabaseConfig(Model):
     performance_insights: bool = True
     monitoring_interval: Literal[0, 1, 5, 10, 15, 30, 60] = 60
     # IS 5.11 ships the H2 driver only: every engine's JDBC driver jar comes from S3.
-    jdbc_driver_s3_uri: Annotated[str, _check(_S3_URI, "s3://<bucket>/<key>.jar")] | None = None
+    jdbc_driver_s3_uri: Annotated[str, _s3_uri("s3://<bucket>/<key>.jar")] | None = None
 
     @model_validator(mode="after")
     def _version_and_storage(self) -> DatabaseConfig:
@@ -325,7 +404,8 @@ class DatabaseConfig(Model):
         engine = database_engines.ENGINES[self.engine]
         if self.engine_version is not None and database_engines.major_of(engine, self.engine_version) is None:
             problems.append((("engine_version",), self.engine_version,
-                             f"allowed for {self.engine}: {', '.join(engine.versions)} (or a minor of one)"))
+                             f"allowed for {self.engine}: {', '.join(engine.versions)}, or a full RDS version of "
+                             f"one such as {engine.example}"))
         if self.max_allocated_storage < self.allocated_storage:
             problems.append((("max_allocated_storage",), self.max_allocated_storage,
                              f"must be at least allocated_storage ({self.allocated_storage})"))
@@ -403,11 +483,16 @@ class TagsConfig(Model):
             raise RuleViolations([(("extra", key), self.extra[key],
                                    f"tag key is reserved; the toolkit sets {', '.join(RESERVED_TAG_KEYS)} itself "
                                    "and AWS owns aws:*") for key in clashes])
+        room = MAX_TAGS_PER_RESOURCE - TOOLKIT_TAGS
+        if len(self.extra) > room:
+            raise RuleViolations([(("extra",), f"{len(self.extra)} tags",
+                                   f"allowed: at most {room}: AWS allows {MAX_TAGS_PER_RESOURCE} tags per resource and "
+                                   f"the toolkit puts up to {TOOLKIT_TAGS} of its own on some")])
         return self
 
 
 class RemoteStateConfig(Model):
-    bucket: Annotated[str, _check(_BUCKET, "an S3 bucket name (3-63 lower-case letters, digits, . and -)")]
+    bucket: Annotated[str, AfterValidator(_bucket)]
     key_prefix: Annotated[str, _check(_KEY_PREFIX, "an S3 key prefix without spaces")] = "wso2-ob-iam"
     region: Region | None = None
     # S3-native locking (Terraform >= 1.10, OpenTofu >= 1.10) needs no DynamoDB table.
@@ -462,7 +547,8 @@ class EnvironmentConfig(Model):
 
     @model_validator(mode="after")
     def _environment_rules(self) -> EnvironmentConfig:
-        problems = [*self._product_problems(), *self._placement_problems(), *self._tier_problems()]
+        problems = [*self._product_problems(), *self._port_problems(), *self._placement_problems(),
+                    *self._tier_problems()]
         if problems:
             raise RuleViolations(problems)
         return self
@@ -486,6 +572,20 @@ class EnvironmentConfig(Model):
                              "through the EC2 API with IMDSv2) or, outside production, set metadata_http_tokens: "
                              "optional"))
         return problems
+
+    def _port_problems(self) -> list[Violation]:
+        member_port = self.product.clustering.local_member_port
+        offset = self.product.port_offset
+        for port, what in wso2.CARBON_PORTS.items():
+            if member_port == port + offset:
+                return [(("product", "clustering", "local_member_port"), member_port,
+                         f"is WSO2's {what} ({port} + product.port_offset {offset}) on the same node, so one of "
+                         "them could not listen; allowed: a port WSO2 does not use, e.g. the default 5701")]
+        if member_port == self.database.port:
+            return [(("product", "clustering", "local_member_port"), member_port,
+                     f"is the {self.database.engine} database port; allowed: a port of its own, e.g. the default "
+                     "5701 (one purpose per port keeps the security-group rules and flow logs unambiguous)")]
+        return []
 
     def _placement_problems(self) -> list[Violation]:
         problems: list[Violation] = []

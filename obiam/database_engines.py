@@ -10,7 +10,17 @@ says so).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+# What follows the major in a full RDS engine version, per engine family, as RDS names them:
+# MySQL 8.0.39 and PostgreSQL 13.16 (RDS User Guide, "Amazon RDS for MySQL/PostgreSQL versions"),
+# SQL Server 15.00.4415.2.v1 ("Microsoft SQL Server versions on Amazon RDS"), Oracle
+# 19.0.0.0.ru-2025-01.rur-2025-01.r1 or its spatial patch bundle 19.0.0.0.ru-2025-01.spb-1.r1
+# (RDS for Oracle Release Notes, "Amazon RDS for Oracle Database 19c").
+_MINOR = r"\.\d{1,4}"
+_SQLSERVER_MINOR = r"\.\d{1,5}\.\d{1,3}\.v\d{1,3}"
+_ORACLE_MINOR = r"\.0\.0\.0\.ru-\d{4}-\d{2}\.(rur-\d{4}-\d{2}|spb-\d{1,3})\.r\d{1,3}"
 
 
 @dataclass(frozen=True)
@@ -19,22 +29,29 @@ class DatabaseEngine:
     default_version: str
     versions: tuple[str, ...]
     port: int
+    minor: str  # a regular expression for what follows the major in a full version
+    example: str  # a full version, for messages
 
 
 ENGINES: dict[str, DatabaseEngine] = {
-    "mysql": DatabaseEngine("mysql", "8.0", ("8.0", "8.4"), 3306),
-    "postgres": DatabaseEngine("postgres", "13", ("13", "14", "15", "16", "17"), 5432),
+    "mysql": DatabaseEngine("mysql", "8.0", ("8.0", "8.4"), 3306, _MINOR, "8.0.39"),
+    "postgres": DatabaseEngine("postgres", "13", ("13", "14", "15", "16", "17"), 5432, _MINOR, "13.16"),
     # SQL Server Multi-AZ needs Standard or Enterprise edition; 14.00 is SQL Server 2017.
-    "sqlserver-se": DatabaseEngine("sqlserver-se", "14.00", ("14.00", "15.00", "16.00"), 1433),
-    "sqlserver-ee": DatabaseEngine("sqlserver-ee", "14.00", ("14.00", "15.00", "16.00"), 1433),
-    "oracle-se2": DatabaseEngine("oracle-se2", "19", ("19", "21"), 1521),
-    "oracle-ee": DatabaseEngine("oracle-ee", "19", ("19", "21"), 1521),
+    "sqlserver-se": DatabaseEngine("sqlserver-se", "14.00", ("14.00", "15.00", "16.00"), 1433, _SQLSERVER_MINOR,
+                                   "15.00.4415.2.v1"),
+    "sqlserver-ee": DatabaseEngine("sqlserver-ee", "14.00", ("14.00", "15.00", "16.00"), 1433, _SQLSERVER_MINOR,
+                                   "15.00.4415.2.v1"),
+    "oracle-se2": DatabaseEngine("oracle-se2", "19", ("19", "21"), 1521, _ORACLE_MINOR,
+                                 "19.0.0.0.ru-2025-01.rur-2025-01.r1"),
+    "oracle-ee": DatabaseEngine("oracle-ee", "19", ("19", "21"), 1521, _ORACLE_MINOR,
+                                "19.0.0.0.ru-2025-01.rur-2025-01.r1"),
 }
 
 
 def major_of(engine: DatabaseEngine, version: str) -> str | None:
-    """The supported major that `version` ("8.0" or "8.0.39") belongs to, or None."""
+    """The supported major that `version` ("8.0", or a full version such as "8.0.39") belongs to, or
+    None: also for a known major with anything but one of RDS's minor versions after it."""
     for major in engine.versions:
-        if version == major or version.startswith(major + "."):
+        if version == major or re.fullmatch(re.escape(major) + engine.minor, version):
             return major
     return None

@@ -8,6 +8,7 @@ fraction of a second, before the 7 s provider load, and nothing is written.
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import typing
 from collections.abc import Iterable
@@ -15,13 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
+from obiam import safe_yaml
 from obiam.config import EnvironmentConfig, RuleViolations
+from obiam.safe_yaml import dotted, show
 
 EPHEMERAL_TEMPLATE = "ephemeral"
 # Names end up in ALB and target-group names (32 characters at most) after "obiam-".
+# A list of 10,000 wrong values is reported by its first problems, not 10,000 lines.
+MAX_PROBLEMS_PER_FILE = 25
 _ENV_NAME = re.compile(r"^[a-z](?:[a-z0-9-]{0,18}[a-z0-9])$")
 
 
@@ -45,39 +49,12 @@ class Environment:
     expires_at: str | None = None
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A SafeLoader that rejects duplicate keys, which PyYAML would resolve silently to the last one."""
-
-
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark)
-        seen.add(key)
-    return loader.construct_mapping(node, deep=deep)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
 def read_yaml(path: Path, source: str) -> dict[str, Any]:
-    """The file's top-level mapping; every way of failing becomes a ConfigError."""
+    """The file's top-level mapping; every way of failing becomes a ConfigError (obiam.safe_yaml's limits)."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError([f"{source}: file not found"]) from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError([f"{source}: cannot be read: {error}"]) from None
-    try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(error, "problem", None) or str(error)
-        raise ConfigError([f"{source}: not valid YAML: {where}{problem}"]) from None
+        data = safe_yaml.read_file(path)
+    except safe_yaml.YamlFileError as error:
+        raise ConfigError([f"{source}: {error}"]) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -90,30 +67,50 @@ def parse_environment(name: str, data: dict[str, Any], source: str, *, branch: s
                       expires_at: str | None = None) -> Environment:
     """Validates already-parsed data; raises ConfigError listing every problem."""
     if not isinstance(name, str) or not _ENV_NAME.match(name):
-        raise ConfigError([f"{source}: environment name {name!r}: allowed: 2-20 characters, lower-case letters, "
+        raise ConfigError([f"{source}: environment name {show(name)}: allowed: 2-20 characters, lower-case letters, "
                            "digits and -, starting with a letter (it becomes part of AWS resource names)"])
     try:
         config = EnvironmentConfig.model_validate(data)
     except ValidationError as error:
-        raise ConfigError(format_validation_error(source, error)) from None
+        problems = format_validation_error(source, error)
+        if len(problems) > MAX_PROBLEMS_PER_FILE:
+            problems[MAX_PROBLEMS_PER_FILE - 1:] = [f"{source}: ... and {len(problems) - MAX_PROBLEMS_PER_FILE + 1} "
+                                                    "more problems"]
+        raise ConfigError(problems) from None
     return Environment(name=name, config=config, source=source, branch=branch, expires_at=expires_at)
 
 
 def load_environment(path: Path, root: Path | None = None) -> Environment:
     source = _display_path(path, root)
+    if path.suffix != ".yaml":
+        raise ConfigError([f"{source}: not read: environment files are named <environment>.yaml (make synth and "
+                           f"obiam --env read only those); rename it to {show(path.stem + '.yaml')}"])
     return parse_environment(path.stem, read_yaml(path, source), source)
 
 
-def discover(directory: Path) -> list[Path]:
-    """Environment files in a stable order; the ephemeral template is among them."""
-    return sorted(p for p in directory.glob("*.yaml") if p.is_file())
+def discover(directory: Path, root: Path | None = None) -> list[Path]:
+    """Every entry of `directory` named like a YAML file, in a stable order; the ephemeral template is
+    among them. Nothing is skipped: load_environment reports a `.yml` (or upper-case) name, and
+    reading reports a dangling link, a link loop, a directory or a FIFO, each naming the file.
+    """
+    shown = _display_path(directory, root)
+    allowed = "allowed: a directory of environment files"
+    try:
+        entries = sorted(os.listdir(directory))
+    except FileNotFoundError:
+        raise ConfigError([f"{shown}: no such directory; {allowed}"]) from None
+    except NotADirectoryError:
+        raise ConfigError([f"{shown}: is a file; {allowed}"]) from None
+    except OSError as error:
+        raise ConfigError([f"{shown}: {safe_yaml.unreadable(directory, error, allowed)}"]) from None
+    return [directory / name for name in entries if name.rpartition(".")[2].lower() in ("yaml", "yml")]
 
 
 def load_all(directory: Path, root: Path | None = None) -> list[Environment]:
     """Every environment file in `directory`, validated together so one run reports every problem."""
     problems: list[str] = []
     environments: list[Environment] = []
-    paths = discover(directory)
+    paths = discover(directory, root)
     if not paths:
         raise ConfigError([f"{_display_path(directory, root)}: no environment files (*.yaml) found"])
     for path in paths:
@@ -128,9 +125,9 @@ def load_all(directory: Path, root: Path | None = None) -> list[Environment]:
 
 def _display_path(path: Path, root: Path | None) -> str:
     root = root or Path.cwd()
-    try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
+    try:  # the parent only: the file itself may be a dangling link or a link loop
+        return (path.parent.resolve() / path.name).relative_to(root.resolve()).as_posix()
+    except (ValueError, OSError, RuntimeError):  # RuntimeError: Python 3.11's pathlib on a link loop
         return path.as_posix()
 
 
@@ -157,28 +154,9 @@ def format_validation_error(source: str, error: ValidationError) -> list[str]:
 
 
 def _line(source: str, loc: Iterable[str | int], value: Any, message: str, show_value: bool) -> str:
-    path = _dotted(loc) or "(top level)"
-    shown = f" = {_show(value)}" if show_value else ""
+    path = dotted(loc) or "(top level)"
+    shown = f" = {show(value)}" if show_value else ""
     return f"{source}: {path}{shown}: {message}"
-
-
-def _dotted(loc: Iterable[str | int]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part == "[key]":
-            out += " (key)"
-        else:
-            out += ("." if out else "") + part
-    return out
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, dict):
-        return "{...}"
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _yaml_hint(kind: str, value: Any) -> str:
@@ -194,7 +172,7 @@ def _unknown_key_message(loc: tuple[str | int, ...]) -> str:
     if model is None:
         return "unknown key"
     allowed = list(model.model_fields)
-    where = _dotted(loc[:-1]) or "the top level"
+    where = dotted(loc[:-1]) or "the top level"
     guess = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
     hint = f" (did you mean {guess[0]!r}?)" if guess else ""
     return f"unknown key{hint}; allowed keys in {where}: {', '.join(allowed)}"

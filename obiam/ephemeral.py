@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
-from obiam.environments import Environment, parse_environment
+from obiam.environments import ConfigError, Environment, parse_environment
+from obiam.naming import TAG_VALUE_ALLOWED, tag_value_problem
+from obiam.safe_yaml import show
 
 # Environment variables the app reads (main.py / stacks.app); documented in the README.
 BRANCH_VARIABLE = "OBIAM_EPHEMERAL_BRANCH"
@@ -14,6 +17,12 @@ CREATED_AT_VARIABLE = "OBIAM_EPHEMERAL_CREATED_AT"
 
 _PREFIX = "eph-"
 _SLUG_LENGTH = 9  # "eph-" + 9 + "-" + 6 = 20, the longest environment name
+# Creation times the app accepts: Unix time 0 up to a time whose expiry (at most 14 days later,
+# ephemeral.ttl_hours) still fits Python's and Terraform's four-digit years.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 12, 1, tzinfo=UTC)
+_CREATED_AT_ALLOWED = ("allowed: an ISO 8601 timestamp such as 2026-11-24T10:00:00Z, or Unix seconds, from "
+                       f"{EARLIEST:%Y-%m-%dT%H:%M:%SZ} to {LATEST:%Y-%m-%dT%H:%M:%SZ}")
 
 
 def stack_name(branch: str) -> str:
@@ -25,21 +34,77 @@ def stack_name(branch: str) -> str:
     if not branch.strip():
         raise ValueError("branch name is empty")
     slug = re.sub(r"[^a-z0-9]+", "-", branch.lower()).strip("-")[:_SLUG_LENGTH].strip("-") or "branch"
-    digest = hashlib.sha256(branch.encode("utf-8")).hexdigest()[:6]
+    # surrogatepass: a name read from a non-UTF-8 environment still hashes instead of crashing.
+    digest = hashlib.sha256(branch.encode("utf-8", "surrogatepass")).hexdigest()[:6]
     return f"{_PREFIX}{slug}-{digest}"
 
 
+def branch_problem(branch: str) -> str | None:
+    """Why `branch` cannot name a per-branch environment, or None.
+
+    It becomes the `Branch` tag as it is, never rewritten: `obiam reap` rebuilds the stack from
+    that tag (its stack name must be stack_name(tag)), so a branch whose name is not a valid AWS
+    tag value is refused rather than sanitized.
+    """
+    if not branch.strip():
+        return "blank; allowed: a branch or pull-request name such as pr-42 or feature/login"
+    problem = tag_value_problem(branch)
+    if problem is not None:
+        return (f"it becomes the Branch tag, and AWS refuses a tag value with {problem}; allowed: {TAG_VALUE_ALLOWED} "
+                "(the CI workflow passes pr-<number>)")
+    return None
+
+
 def parse_created_at(value: str) -> datetime:
-    """An ISO 8601 timestamp or Unix seconds, as UTC."""
+    """An ISO 8601 timestamp or Unix seconds, as UTC; ValueError, with what is allowed, otherwise."""
     text = value.strip()
+    if not text:
+        raise ValueError(f"blank; {_CREATED_AT_ALLOWED}")
+    if not text.isascii():
+        raise ValueError(f"not ASCII; {_CREATED_AT_ALLOWED}")
     if text.isdigit():
+        # Compared as digits first: int() of 5000 digits is refused, and of 4000 slow.
+        if len(text) > len(str(int(LATEST.timestamp()))) or int(text) > LATEST.timestamp():
+            raise ValueError(f"out of range; {_CREATED_AT_ALLOWED}")
         return datetime.fromtimestamp(int(text), tz=UTC)
-    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        parsed = parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except ValueError:
+        raise ValueError(_CREATED_AT_ALLOWED) from None
+    except OverflowError:  # astimezone() past year 1 or 9999
+        raise ValueError(f"out of range; {_CREATED_AT_ALLOWED}") from None
+    if not EARLIEST <= parsed <= LATEST:
+        raise ValueError(f"out of range; {_CREATED_AT_ALLOWED}")
+    return parsed
+
+
+def variables(environ: Mapping[str, str]) -> tuple[str | None, datetime | None]:
+    """OBIAM_EPHEMERAL_BRANCH and OBIAM_EPHEMERAL_CREATED_AT from `environ`, checked; empty means unset.
+
+    Every problem is a ConfigError line naming the variable, its value (cut short) and what is allowed.
+    """
+    problems: list[str] = []
+    branch = environ.get(BRANCH_VARIABLE) or None
+    if branch is not None and (problem := branch_problem(branch)) is not None:
+        problems.append(f"{BRANCH_VARIABLE} = {show(branch)}: {problem}")
+    created_raw = environ.get(CREATED_AT_VARIABLE) or None
+    created = None
+    if created_raw is not None:
+        try:
+            created = parse_created_at(created_raw)
+        except ValueError as error:
+            problems.append(f"{CREATED_AT_VARIABLE} = {show(created_raw)}: {error}")
+    if problems:
+        raise ConfigError(problems)
+    return branch, created
 
 
 def from_template(template: Environment, branch: str, created_at: datetime) -> Environment:
     """The template's config under the branch's stack name, tagged with the branch and its expiry."""
+    problem = branch_problem(branch)
+    if problem is not None:
+        raise ConfigError([f"branch {show(branch)}: {problem}"])
     ttl = template.config.ephemeral.ttl_hours if template.config.ephemeral else 72
     expires = (created_at.astimezone(UTC) + timedelta(hours=ttl)).replace(microsecond=0)
     return parse_environment(

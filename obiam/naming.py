@@ -6,6 +6,7 @@ both sides call these functions instead of spelling names twice.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,34 @@ BRANCH_TAG_KEY = "Branch"
 STANDARD_TAG_KEYS = ("Project", "Environment", "Owner", "CostCenter", "ManagedBy")
 # Keys the toolkit sets itself and looks resources up by; config may not set them as extra tags.
 RESERVED_TAG_KEYS = (*STANDARD_TAG_KEYS, BRANCH_TAG_KEY, EXPIRES_AT_TAG_KEY, CLUSTER_TAG_KEY, EPHEMERAL_TAG_KEY)
+
+
+# AWS allows 50 user tags per resource (Tagging AWS Resources, "Tag naming limits and requirements").
+# The toolkit puts up to TOOLKIT_TAGS on one resource: the five standard tags, Name, obiam:cluster and
+# obiam:runtime-config-version, and on per-branch stacks obiam:ephemeral, Branch and ExpiresAt
+# (tests/test_stack_foundation.py checks the synthesized stacks against it).
+MAX_TAGS_PER_RESOURCE = 50
+TOOLKIT_TAGS = 11
+
+# AWS tag values: at most 256 Unicode characters from letters (\p{L}), separators (\p{Z}), digits
+# (\p{N}) and these; no `aws:` prefix (EFS API Reference, "Tag" data type: pattern
+# ^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$; Tagging AWS Resources, "Tag naming limits and requirements").
+TAG_VALUE_MAX_LENGTH = 256
+TAG_VALUE_SYMBOLS = "_.:/=+-@"
+TAG_VALUE_ALLOWED = (f"at most {TAG_VALUE_MAX_LENGTH} letters, digits, spaces and {' '.join(TAG_VALUE_SYMBOLS)}, "
+                     "not starting with aws:")
+
+
+def tag_value_problem(value: str) -> str | None:
+    """What makes `value` a tag value AWS refuses, or None when it is a valid one."""
+    if len(value) > TAG_VALUE_MAX_LENGTH:
+        return f"{len(value)} characters"
+    for character in value:
+        if character not in TAG_VALUE_SYMBOLS and unicodedata.category(character)[0] not in "LZN":
+            return f"character {character!r} (U+{ord(character):04X})"
+    if value.lower().startswith("aws:"):
+        return "the aws: prefix, which AWS keeps for itself"
+    return None
 
 
 @dataclass(frozen=True)

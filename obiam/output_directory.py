@@ -20,11 +20,17 @@ def check_replaceable(directory: Path, option: str, marker: str, protected: Sequ
 
     `also_ours`: entries that mark an older output of the same tool that predates the marker.
     """
-    resolved = directory.resolve()
     shown = directory.as_posix()
     allowed = "allowed: a new or empty directory, or one this command wrote before"
+    try:
+        resolved = directory.resolve()
+    except (OSError, RuntimeError):  # RuntimeError: Python 3.11's pathlib on a symbolic link loop
+        raise ConfigError([f"{option} {shown}: is or passes through a symbolic link loop; {allowed}"]) from None
     for path in protected:
-        target = path.resolve()
+        try:
+            target = path.resolve()
+        except (OSError, RuntimeError):
+            continue  # a link loop cannot hold the output directory; whoever reads it reports it
         if resolved == target or resolved in target.parents:
             raise ConfigError([f"{option} {shown}: is or contains {path.as_posix()}, which would be replaced; "
                                f"{allowed}"])

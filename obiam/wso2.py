@@ -27,6 +27,10 @@ DEEP_HEALTH_CHECK_PATH = "/api/health-check/v1.0/health"
 # database or directory round trip to render.
 LIVENESS_CHECK_PATH = "/carbon/admin/login.jsp"
 HTTPS_SERVLET_PORT = 9443
+# Ports a Carbon server listens on before [server] offset is added ("Default Product Ports": servlet
+# transports, and JMX, which is on unless [monitoring.jmx] rmi_server_start = false).
+CARBON_PORTS = {HTTPS_SERVLET_PORT: "HTTPS servlet port", 9763: "HTTP servlet port", 11111: "JMX RMI registry port",
+                9999: "JMX RMI server port"}
 
 # The OB accelerator's deployment.toml for IS 5.11, where the pack carries it (the accelerator zip's
 # repository/resources/; its configure.sh copies it over repository/conf/deployment.toml).

@@ -11,12 +11,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
 from obiam import ephemeral, output_directory
 from obiam.environments import EPHEMERAL_TEMPLATE, ConfigError, Environment, load_all
+from obiam.safe_yaml import show
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ENVIRONMENTS_DIR = ROOT / "environments"
@@ -41,8 +42,8 @@ def select(environments: list[Environment], names: Sequence[str], ephemeral_bran
     by_name = {e.name: e for e in environments}
     unknown = [n for n in names if n not in by_name or n == EPHEMERAL_TEMPLATE]
     if unknown:
-        choices = ", ".join(n for n in by_name if n != EPHEMERAL_TEMPLATE)
-        raise ConfigError([f"unknown environment {n!r}; environments/ has: {choices}" for n in unknown])
+        choices = ", ".join(n for n in by_name if n != EPHEMERAL_TEMPLATE) or "none"
+        raise ConfigError([f"unknown environment {show(n)}; environments/ has: {choices}" for n in unknown])
     chosen = [by_name[n] for n in names] if names else [e for e in environments if e.name != EPHEMERAL_TEMPLATE]
     if ephemeral_branch:
         template = by_name.get(EPHEMERAL_TEMPLATE)
@@ -50,7 +51,14 @@ def select(environments: list[Environment], names: Sequence[str], ephemeral_bran
             raise ConfigError([f"{ephemeral.BRANCH_VARIABLE} is set but environments/{EPHEMERAL_TEMPLATE}.yaml "
                                "does not exist"])
         created = ephemeral_created_at or datetime.now().astimezone()
-        chosen.append(ephemeral.from_template(template, ephemeral_branch, created))
+        branch_environment = ephemeral.from_template(template, ephemeral_branch, created)
+        clash = by_name.get(branch_environment.name)
+        if clash is not None:
+            # Same stack name, same state key: deploying one would plan to replace the other.
+            raise ConfigError([f"{ephemeral.BRANCH_VARIABLE} = {show(ephemeral_branch)}: its stack name "
+                               f"{branch_environment.name} is also the stack of {clash.source}; allowed: a branch "
+                               f"whose stack name (obiam ephemeral name --branch) no environment file has"])
+        chosen.append(branch_environment)
     return chosen
 
 
@@ -149,6 +157,26 @@ def _display(path: Path) -> Path:
         return path
 
 
+def load_selection(environments_dir: Path, outdir: Path, names: Sequence[str],
+                   environ: Mapping[str, str]) -> list[Environment]:
+    """Everything `main` does before it builds a stack: the variables, the output directory, every
+    environment file, the selection. Writes nothing; every problem is a ConfigError."""
+    branch, created = ephemeral.variables(environ)
+    check_output_directory(outdir, protected=(environments_dir, ROOT))
+    selected = select(load_all(environments_dir, ROOT), names, branch, created)
+    if not selected:
+        raise ConfigError([f"{_display(environments_dir).as_posix()}: nothing to synthesize (only the "
+                           f"{EPHEMERAL_TEMPLATE} template, and {ephemeral.BRANCH_VARIABLE} is not set); "
+                           f"{_display(outdir).as_posix()} was left as it was"])
+    return selected
+
+
+def config_error_report(error: ConfigError) -> str:
+    """What `main` prints for a configuration error: one paragraph, a line per problem."""
+    return (f"Configuration error ({len(error.problems)} problem(s)); nothing was synthesized:\n"
+            + "\n".join(error.problems))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="main.py", description=__doc__.splitlines()[0])
     parser.add_argument("environments", nargs="*", help="environment names (default: all but the ephemeral template)")
@@ -158,26 +186,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     try:
-        branch = os.environ.get(ephemeral.BRANCH_VARIABLE) or None
-        created_raw = os.environ.get(ephemeral.CREATED_AT_VARIABLE)
-        try:
-            created = ephemeral.parse_created_at(created_raw) if created_raw else None
-        except ValueError:
-            raise ConfigError([f"{ephemeral.CREATED_AT_VARIABLE} = {created_raw!r}: allowed: an ISO 8601 "
-                               "timestamp such as 2026-11-24T10:00:00Z, or Unix seconds"]) from None
-        check_output_directory(args.outdir, protected=(args.environments_dir, ROOT))
-        selected = select(load_all(args.environments_dir, ROOT), args.environments, branch, created)
-        if not selected:
-            raise ConfigError([f"{_display(args.environments_dir).as_posix()}: nothing to synthesize (only the "
-                               f"{EPHEMERAL_TEMPLATE} template, and {ephemeral.BRANCH_VARIABLE} is not set); "
-                               f"{_display(args.outdir).as_posix()} was left as it was"])
+        selected = load_selection(args.environments_dir, args.outdir, args.environments, os.environ)
         try:
             synthesize(selected, args.outdir)
         finally:
             release_jsii_runtime()
     except ConfigError as error:
-        print(f"Configuration error ({len(error.problems)} problem(s)); nothing was synthesized:", file=sys.stderr)
-        print(str(error), file=sys.stderr)
+        print(config_error_report(error), file=sys.stderr)
         return 2
     except SynthError as error:
         print(f"Synthesis failed; {_display(args.outdir)} was left as it was: {error}", file=sys.stderr)

@@ -77,7 +77,7 @@ class ObIamStack(TerraformStack):
         existing = config.network.existing_vpc
         network = Network(self, "network", NetworkProps(
             name_prefix=names.prefix, region=config.region, availability_zones=tuple(config.zone_names),
-            vpc_cidr=config.network.vpc_cidr, nat_gateway_per_az=config.network.nat_gateways == "per_az",
+            vpc_cidr=config.network.cidr, nat_gateway_per_az=config.network.nat_gateways == "per_az",
             flow_logs=config.network.flow_logs, flow_log_group_name=names.log_group("vpc-flow-logs"),
             log_retention_days=retention, logs_kms_key_arn=logs_key.arn,
             prevent_destroy=protection.prevent_destroy,

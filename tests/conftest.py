@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from obiam import ephemeral
 from obiam.environments import EPHEMERAL_TEMPLATE, Environment, load_all
@@ -27,6 +28,15 @@ if TYPE_CHECKING:
     from tests.rehearsal.session import Rehearsal
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+# Hypothesis profiles, chosen by HYPOTHESIS_PROFILE: ci (the default: derandomized, the same examples
+# every run, so CI never flakes on a new one), explore (200 random examples), long (5,000 random
+# examples for the fuzz tests of tests/test_fuzz_input.py; minutes).
+_QUIET = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+settings.register_profile("ci", derandomize=True, deadline=None, database=None, suppress_health_check=_QUIET)
+settings.register_profile("explore", deadline=None, max_examples=200, suppress_health_check=_QUIET)
+settings.register_profile("long", deadline=None, max_examples=5000, suppress_health_check=_QUIET)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 ROOT = Path(__file__).resolve().parent.parent
 ENVIRONMENTS_DIR = ROOT / "environments"
@@ -119,7 +129,7 @@ def synth(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
 
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     # name: (base environment, changes) - configurations the repo's environments do not cover.
-    "existing-vpc": ("dev", {"network": {"existing_vpc": {
+    "existing-vpc": ("dev", {"network": {"vpc_cidr": None, "existing_vpc": {
         "vpc_id": "vpc-0123456789abcdef0",
         "public_subnet_ids": ["subnet-0a000000000000001", "subnet-0a000000000000002"],
         "app_subnet_ids": ["subnet-0b000000000000001", "subnet-0b000000000000002"],

@@ -326,3 +326,13 @@ def test_alb_client_certificate_passthrough_is_refused_with_the_reason() -> None
                                                 "mutual_authentication": {"mode": "passthrough"}}))
     assert any(line.startswith("environments/prod.yaml: load_balancer.mutual_authentication.mode = 'passthrough': "
                                "WSO2 OB 3.0 cannot read the certificate the ALB forwards") for line in found), found
+
+
+def test_an_outdir_through_a_symbolic_link_loop_is_refused_without_a_traceback(tmp_path: Path) -> None:
+    from stacks.app import check_output_directory
+
+    (tmp_path / "loop").symlink_to("loop")
+    with pytest.raises(ConfigError) as caught:
+        check_output_directory(tmp_path / "loop" / "out", protected=(tmp_path / "loop",))
+    assert caught.value.problems == [f"--outdir {tmp_path}/loop/out: is or passes through a symbolic link loop; "
+                                     "allowed: a new or empty directory, or one this command wrote before"]

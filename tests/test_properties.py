@@ -10,24 +10,19 @@ from __future__ import annotations
 import copy
 import ipaddress
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 from configs import with_values
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from obiam import instance_types
 from obiam.environments import ConfigError, parse_environment
 from tfjson import only, resources
 
-settings.register_profile("ci", derandomize=True, deadline=None, database=None,
-                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-settings.register_profile("explore", deadline=None, max_examples=200,
-                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+# The profile (ci, explore, long) is chosen by HYPOTHESIS_PROFILE in tests/conftest.py.
 
 SMALL_AND_UNKNOWN = ["t3.micro", "t3.small", "c5.xlarge9", "x9.huge"]
 

@@ -6,11 +6,13 @@ import json
 import re
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from conftest import ROOT, SecondCheckout, Synth
 from obiam.environments import ConfigError, Environment, load_all
+from obiam.naming import TOOLKIT_TAGS
 
 pytestmark = pytest.mark.synth
 
@@ -42,6 +44,30 @@ def test_provider_tags_every_resource_with_the_standard_tags(synth: Synth) -> No
         assert tags["Owner"] == environment.config.tags.owner
         assert tags["CostCenter"] == environment.config.tags.cost_center
         assert tags["ManagedBy"] == "cdktf"
+
+
+def test_no_resource_carries_more_toolkit_tags_than_the_config_leaves_room_for(synth: Synth) -> None:
+    """Tagging AWS Resources, "Tag naming limits and requirements": 50 user tags per resource. The
+    config allows 50 - TOOLKIT_TAGS extra tags; every resource's tags (its own merged with the
+    provider's default tags) leave that room."""
+    for name, environment in synth.environments.items():
+        stack = synth.stack(name)
+        defaults = set(stack["provider"]["aws"][0]["default_tags"][0]["tags"])
+        extra = set(environment.config.tags.extra)
+        for resource_type, resources in stack["resource"].items():
+            for resource_name, resource in resources.items():
+                for tags in _tag_maps(resource):
+                    toolkit = (defaults | set(tags)) - extra
+                    assert len(toolkit) <= TOOLKIT_TAGS, f"{name} {resource_type}.{resource_name}: {sorted(toolkit)}"
+
+
+def _tag_maps(value: Any) -> list[dict[str, str]]:
+    if isinstance(value, dict):
+        found = [value["tags"]] if isinstance(value.get("tags"), dict) else []
+        return found + [m for v in value.values() for m in _tag_maps(v)]
+    if isinstance(value, list):
+        return [m for v in value for m in _tag_maps(v)]
+    return []
 
 
 def test_prod_extra_tags_are_kept(prod: dict) -> None:
