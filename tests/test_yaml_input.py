@@ -217,6 +217,7 @@ def test_an_environments_directory_that_is_not_one_is_reported(tmp_path: Path, k
 MERGED = """\
 product: &product
   pack_s3_uri: s3://example-bank-wso2/wso2-obiam-3.0.0.zip
+  pack_sha256: 3f0c8ad5a0d8e1b2c4f6a7b8c9d0e1f2a3b4c5d6e7f8091a2b3c4d5e6f708192
   api_manager: {hostname: apim.bank.example.com}
 database: {jdbc_driver_s3_uri: "s3://example-bank-wso2/mysql-connector-j-8.4.0.jar"}
 load_balancer:
@@ -251,9 +252,9 @@ def test_merging_a_list_of_mappings_keeps_the_first_one_s_keys(tmp_path: Path) -
 
 
 @pytest.mark.parametrize(("text", "expected"), [
-    ("tags:\n  owner: a\n  owner: b\n", "prod.yaml: not valid YAML: line 10, column 3: duplicate key 'owner' in tags"),
+    ("tags:\n  owner: a\n  owner: b\n", "prod.yaml: not valid YAML: line 11, column 3: duplicate key 'owner' in tags"),
     ("tags:\n  <<: {owner: a}\n  <<: {cost_center: b}\n",
-     "prod.yaml: not valid YAML: line 10, column 3: duplicate key '<<' in tags"),
+     "prod.yaml: not valid YAML: line 11, column 3: duplicate key '<<' in tags"),
 ], ids=["spelled-twice", "two-merge-keys"])
 def test_duplicate_keys_are_still_refused_with_merge_keys_in_use(tmp_path: Path, text: str, expected: str) -> None:
     assert only_problem(tmp_path, MERGED.replace("tags: &tags {owner: identity-platform, cost_center: CC-1}\n", text)
