@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from obiam import database_engines, instance_types, wso2
+from obiam import database_engines, directory_service, instance_types, wso2
 from obiam.naming import (
     MAX_TAGS_PER_RESOURCE,
     RESERVED_TAG_KEYS,
@@ -641,6 +641,12 @@ class EnvironmentConfig(Model):
 
     def _tier_problems(self) -> list[Violation]:
         problems = self._production_problems() if self.tier == "production" else []
+        directory = self.directory
+        if directory.type == "SimpleAD" and not directory_service.simple_ad_offered_in(self.region):
+            problems.append((("directory", "type"), "SimpleAD",
+                             f"AWS does not offer Simple AD in {self.region} (Directory Service \"Region "
+                             "availability\": only " + ", ".join(sorted(directory_service.SIMPLE_AD_REGIONS))
+                             + "); allowed here: MicrosoftAD (edition Standard is the small one)"))
         if self.tier == "ephemeral" and any(v for _, v in self.data_protection):
             problems.append((("data_protection",), self.data_protection.model_dump(),
                              "ephemeral environments switch every protection off so that one destroy removes them"))
@@ -651,6 +657,10 @@ class EnvironmentConfig(Model):
 
     def _production_problems(self) -> list[Violation]:
         problems: list[Violation] = []
+        if self.directory.type != "MicrosoftAD":
+            problems.append((("directory", "type"), self.directory.type,
+                             "production uses MicrosoftAD: Simple AD has no API for WSO2's own bind account (WSO2 "
+                             "would bind as the domain Administrator) and no LDAPS"))
         if self.nodes.min_size < 2:
             problems.append((("nodes", "min_size"), self.nodes.min_size,
                              "production needs at least 2 nodes (WSO2's HA pattern scales from 2 to N)"))
