@@ -399,6 +399,11 @@ class DatabaseConfig(Model):
     monitoring_interval: Literal[0, 1, 5, 10, 15, 30, 60] = 60
     # IS 5.11 ships the H2 driver only: every engine's JDBC driver jar comes from S3.
     jdbc_driver_s3_uri: Annotated[str, _s3_uri("s3://<bucket>/<key>.jar")] | None = None
+    # MySQL and PostgreSQL only: what RDS does when the major leaves standard support. Extended
+    # Support keeps the version (billed per vCPU-hour); disabled means RDS upgrades the major itself.
+    # Set at create only. Production states it; a major already past standard support needs extended.
+    engine_lifecycle_support: Literal[database_engines.EXTENDED_SUPPORT,  # type: ignore[valid-type]
+                                      database_engines.EXTENDED_SUPPORT_DISABLED] | None = None
 
     @model_validator(mode="after")
     def _version_and_storage(self) -> DatabaseConfig:
@@ -417,9 +422,25 @@ class DatabaseConfig(Model):
                              f"nodes need the {self.engine} driver jar (for MySQL 8: Connector/J 8.x)"))
         elif self.jdbc_driver_s3_uri is not None and not self.jdbc_driver_s3_uri.endswith(".jar"):
             problems.append((("jdbc_driver_s3_uri",), self.jdbc_driver_s3_uri, "allowed: a .jar object"))
+        problems.extend(self._lifecycle_problems(engine))
         if problems:
             raise RuleViolations(problems)
         return self
+
+    def _lifecycle_problems(self, engine: database_engines.DatabaseEngine) -> list[Violation]:
+        choice = self.engine_lifecycle_support
+        if not engine.lifecycle_choice_applies:
+            return [] if choice is None else [(("engine_lifecycle_support",), choice,
+                                               "applies to RDS for MySQL and PostgreSQL only; remove it")]
+        major = database_engines.major_of(engine, self.version)
+        ends = engine.standard_support_ends.get(major or "")
+        if ends is None or ends > database_engines.today() or choice == database_engines.EXTENDED_SUPPORT:
+            return []
+        consequence = ("RDS refuses to create it" if choice == database_engines.EXTENDED_SUPPORT_DISABLED
+                       else "a new instance is enrolled in paid RDS Extended Support without anyone deciding it")
+        return [(("engine_lifecycle_support",), choice,
+                 f"{self.engine} {major} left RDS standard support on {ends.isoformat()}, so {consequence}; allowed: "
+                 f"{database_engines.EXTENDED_SUPPORT} (the decision to pay for it) or a newer engine_version")]
 
     @property
     def version(self) -> str:
@@ -686,6 +707,18 @@ class EnvironmentConfig(Model):
         if self.nodes.metadata_http_tokens != "required":
             problems.append((("nodes", "metadata_http_tokens"), self.nodes.metadata_http_tokens,
                              "production nodes require IMDSv2 (SSRF protection for the instance role)"))
+        engine = database_engines.ENGINES[self.database.engine]
+        if engine.lifecycle_choice_applies and self.database.engine_lifecycle_support is None:
+            problems.append((("database", "engine_lifecycle_support"), None,
+                             f"production states what RDS does when {self.database.engine} "
+                             f"{database_engines.major_of(engine, self.database.version)} leaves standard support: "
+                             f"{database_engines.EXTENDED_SUPPORT} (keep it, paid) or "
+                             f"{database_engines.EXTENDED_SUPPORT_DISABLED} (RDS upgrades the major itself)"))
+        if database_engines.major_of(engine, self.database.version) not in (None, engine.default_version):
+            problems.append((("database", "engine_version"), self.database.engine_version,
+                             f"production runs the {self.database.engine} major WSO2 tested OB "
+                             f"{self.product.version} on ({engine.default_version}; docs-open-banking 3.0.0 "
+                             "prerequisites.md, \"Tested DBMSs\")"))
         if self.database.backup_retention_period < 7:
             problems.append((("database", "backup_retention_period"), self.database.backup_retention_period,
                              "production keeps at least 7 days of backups"))

@@ -22,9 +22,9 @@ from ob_iam.directory import Directory, DirectoryProps
 from ob_iam.directory_accounts import DirectoryAccounts, DirectoryAccountsProps
 from ob_iam.encryption_key import EncryptionKey, EncryptionKeyProps
 from ob_iam.load_balancer import LoadBalancer, LoadBalancerProps, StickinessProps
+from ob_iam.log_groups import EncryptedLogGroups, EncryptedLogGroupsProps
 from ob_iam.network import INTERFACE_ENDPOINTS, ExistingVpcProps, Network, NetworkProps
 from ob_iam.node_group import NodeGroup, NodeGroupProps, autoscaling_service_role
-from ob_iam.node_logs import NodeLogs, NodeLogsProps
 from ob_iam.node_secrets import NodeSecrets, NodeSecretsProps
 from ob_iam.runtime_config import NodeRuntimeConfig, NodeRuntimeConfigProps
 from ob_iam.security import allow
@@ -102,6 +102,7 @@ class ObIamStack(TerraformStack):
             deletion_protection=protection.deletion_protection,
             access_log_bucket=log_bucket.name if log_bucket else None,
             access_log_prefix=log_bucket.prefix if log_bucket else "alb",
+            access_log_bucket_ready=tuple(log_bucket.ready) if log_bucket else (),
         ))
         if lb_config.waf:
             WebApplicationFirewall(self, "waf", WebApplicationFirewallProps(
@@ -125,6 +126,8 @@ class ObIamStack(TerraformStack):
             max_allocated_storage=db_config.max_allocated_storage,
             backup_retention_period=db_config.backup_retention_period, kms_key_arn=data_key.arn,
             performance_insights=db_config.performance_insights, monitoring_interval=db_config.monitoring_interval,
+            logs_kms_key_arn=logs_key.arn, log_retention_days=retention,
+            engine_lifecycle_support=db_config.engine_lifecycle_support,
             deletion_protection=protection.deletion_protection, final_snapshot=protection.final_snapshot,
             prevent_destroy=protection.prevent_destroy))
 
@@ -165,7 +168,7 @@ class ObIamStack(TerraformStack):
             directory_bind_secret_arn=directory_accounts.bind_secret_arn,
             super_admin_secret_arn=directory_accounts.super_admin_secret_arn,
             kms_key_arn=data_key.arn))
-        node_logs = NodeLogs(self, "node-logs", NodeLogsProps(
+        node_logs = EncryptedLogGroups(self, "node-logs", EncryptedLogGroupsProps(
             group_names=tuple(names.log_group(kind) for kind in NODE_LOG_KINDS), retention_days=retention,
             kms_key_arn=logs_key.arn, prevent_destroy=protection.prevent_destroy))
 
@@ -192,7 +195,6 @@ class ObIamStack(TerraformStack):
             target_group_arns=[load_balancer.target_group_arn],
             cluster_port=config.product.clustering.local_member_port,
             health_check_grace_period=nodes_config.health_check_grace_period,
-            min_healthy_percentage=nodes_config.instance_refresh_min_healthy_percentage,
             scaling_metric=nodes_config.scaling.metric, scaling_target_value=nodes_config.scaling.target_value,
             scaling_resource_label=f"{load_balancer.arn_suffix}/{load_balancer.target_group_arn_suffix}",
             instance_tags=instance_tags, metadata_http_tokens=nodes_config.metadata_http_tokens,
@@ -204,6 +206,7 @@ class ObIamStack(TerraformStack):
                 log_group_arns=node_logs.arns),
         ))
         artifacts.allow_client(nodes.role_arn)
+        nodes.boot_after(*artifacts.ready)
 
         allow(self, "alb-to-nodes", source_security_group_id=load_balancer.security_group_id,
               target_security_group_id=nodes.security_group_id, port=config.product.https_port,

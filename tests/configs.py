@@ -10,7 +10,8 @@ MINIMAL: dict[str, Any] = {
     "product": {"pack_s3_uri": "s3://example-bank-wso2/wso2-obiam-3.0.0.zip",
                 "pack_sha256": "16d67b308763cb50b7fad336e8507680377c6ff6e36462ed9d82f60e97a8f509",
                 "api_manager": {"hostname": "apim.bank.example.com"}},
-    "database": {"jdbc_driver_s3_uri": "s3://example-bank-wso2/mysql-connector-j-8.4.0.jar"},
+    "database": {"jdbc_driver_s3_uri": "s3://example-bank-wso2/mysql-connector-j-8.4.0.jar",
+                 "engine_lifecycle_support": "open-source-rds-extended-support"},
     "load_balancer": {
         "hostname": "iam.bank.example.com",
         "certificate_arn": "arn:aws:acm:eu-west-2:111111111111:certificate/0b7c2d6e-4a1f-4c3e-9d2b-5e6f7a8b9c0d",

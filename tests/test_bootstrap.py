@@ -161,9 +161,8 @@ def test_bootstrap_installs_the_configured_jdk_and_fetches_the_pack(stack: dict[
 def test_a_new_pack_hash_rolls_the_nodes_like_any_launch_template_change(prod: dict[str, Any],
                                                                          synth: Synth) -> None:
     """Pinning another pack changes only the pinned hash in the user data; the launch template carries the
-    user data and the group follows its latest version with a rolling instance refresh, so a deploy of a
-    new pin replaces the nodes one by one (Terraform AWS provider, aws_autoscaling_group instance_refresh:
-    a launch template change starts a refresh)."""
+    user data, so a deploy of a new pin writes a new template version, and `obiam rollout` replaces the
+    nodes one by one onto it (rolling back if they fail their health checks; tests/test_rollout.py)."""
     import base64
     import gzip
 
@@ -182,7 +181,7 @@ def test_a_new_pack_hash_rolls_the_nodes_like_any_launch_template_change(prod: d
     assert template["user_data"] == bootstrap.user_data_base64(environment)
     group = only(prod, "aws_autoscaling_group")
     assert group["launch_template"]["version"] == f"${{aws_launch_template.{template_name}.latest_version}}"
-    assert group["instance_refresh"]["strategy"] == "Rolling"
+    assert template["update_default_version"] is True  # the version `obiam rollout` moves the group onto
 
 
 def test_service_runs_wso2_unprivileged_after_the_artifact_mounts(stack: dict[str, Any]) -> None:

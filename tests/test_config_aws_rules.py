@@ -166,5 +166,8 @@ def test_a_known_major_with_a_garbage_minor_is_refused(engine: str, version: str
     ("oracle-ee", "19.0.0.0.ru-2025-01.spb-1.r1"), ("oracle-ee", "21"),
 ])
 def test_rds_full_versions_of_a_supported_major_are_accepted(engine: str, version: str) -> None:
-    """The same RDS naming: every one of these is a version RDS offers."""
-    accepted(with_values(database={"engine": engine, "engine_version": version}))
+    """The same RDS naming: every one of these is a version RDS offers (staging: production takes only
+    the major WSO2 tested, tests/test_day_two.py)."""
+    lifecycle = "open-source-rds-extended-support" if engine in ("mysql", "postgres") else None
+    accepted(with_values(tier="staging", database={"engine": engine, "engine_version": version,
+                                                   "engine_lifecycle_support": lifecycle}))

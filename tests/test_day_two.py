@@ -6,13 +6,14 @@ synthesized JSON or validate configs; no test here synthesizes on its own (about
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 import pytest
 from configs import with_values
 
 from conftest import Synth
-from obiam import directory_service
+from obiam import database_engines, directory_service
 from obiam.environments import ConfigError, parse_environment
 
 pytestmark = pytest.mark.synth
@@ -77,3 +78,145 @@ def test_the_directory_type_must_exist_in_the_region_and_suit_the_tier(changes: 
     with pytest.raises(ConfigError) as caught:
         parse_environment("env", with_values(changes), "environments/env.yaml")
     assert any(expected in problem for problem in caught.value.problems), caught.value.problems
+
+
+# --- the database's day two ----------------------------------------------------------------------
+
+def _only(stack: dict[str, Any], resource_type: str) -> tuple[str, dict[str, Any]]:
+    ((name, resource),) = stack["resource"][resource_type].items()
+    return name, resource
+
+
+def test_the_db_parameter_group_can_be_replaced_beside_the_old_one(synth: Synth) -> None:
+    """RDS parameter group names are unique per account and Region; with create_before_destroy the
+    replacement (a new family, e.g. mysql8.0 -> mysql8.4) exists beside the old group, so only a
+    `name_prefix` can work (aws-apply-review finding 6; provider docs, aws_db_parameter_group)."""
+    for name in synth.environments:
+        stack = synth.stack(name)
+        group_name, group = _only(stack, "aws_db_parameter_group")
+        assert "name" not in group and group["name_prefix"] == f"obiam-{name}-db-"
+        assert group["lifecycle"]["create_before_destroy"] is True
+        _, instance = _only(stack, "aws_db_instance")
+        assert instance["parameter_group_name"] == f"${{aws_db_parameter_group.{group_name}.name}}"
+
+
+def test_rds_log_exports_land_in_encrypted_expiring_groups_created_before_the_instance(
+        synth: Synth, variants: dict[str, dict[str, Any]]) -> None:
+    """RDS User Guide, "Publishing MySQL logs to Amazon CloudWatch Logs": RDS writes each export to
+    /aws/rds/instance/<id>/<log>, and creates that group itself (no key, never expiring) unless it
+    exists. MySQL's slow query log is published only with log_output = FILE."""
+    stacks = {**{name: (synth.stack(name), synth.environments[name].config.observability.log_retention_days)
+                 for name in synth.environments}, "postgres": (variants["postgres"], None)}
+    for name, (stack, retention) in stacks.items():
+        _, instance = _only(stack, "aws_db_instance")
+        groups = {group["name"]: (key, group) for key, group in stack["resource"]["aws_cloudwatch_log_group"].items()}
+        expected = [f"/aws/rds/instance/{instance['identifier']}/{log}"
+                    for log in instance["enabled_cloudwatch_logs_exports"]]
+        assert expected and all(group in groups for group in expected), name
+        for group_name in expected:
+            key, group = groups[group_name]
+            assert group["kms_key_id"].startswith("${aws_kms_key.logs-key_"), name
+            assert retention is None or group["retention_in_days"] == retention
+            assert f"aws_cloudwatch_log_group.{key}" in instance["depends_on"]
+    parameters = {p["name"]: p["value"] for p in _only(synth.stack("prod"), "aws_db_parameter_group")[1]["parameter"]}
+    assert parameters["slow_query_log"] == "1" and parameters["log_output"] == "FILE"
+
+
+def test_the_engine_lifecycle_is_stated_and_set_once_at_create(synth: Synth) -> None:
+    """CreateDBInstance EngineLifecycleSupport (RDS API reference): MySQL and PostgreSQL, set at create
+    or restore only; the provider would plan a change RDS ignores on every run (terraform-provider-aws
+    #40870, #44552), hence ignore_changes."""
+    for name, environment in synth.environments.items():
+        _, instance = _only(synth.stack(name), "aws_db_instance")
+        assert instance["engine_lifecycle_support"] == environment.config.database.engine_lifecycle_support
+        assert instance["engine_lifecycle_support"] == "open-source-rds-extended-support"
+        assert "engine_lifecycle_support" in instance["lifecycle"]["ignore_changes"]
+
+
+@pytest.mark.parametrize(("database", "tier", "expected"), [
+    ({"engine_lifecycle_support": None}, "production",
+     "database.engine_lifecycle_support: mysql 8.0 left RDS standard support on 2026-07-31"),
+    ({"engine_lifecycle_support": "open-source-rds-extended-support-disabled"}, "staging",
+     "database.engine_lifecycle_support = 'open-source-rds-extended-support-disabled': mysql 8.0 left RDS standard "
+     "support on 2026-07-31, so RDS refuses to create it"),
+    ({"engine_lifecycle_support": None}, "staging",
+     "database.engine_lifecycle_support: mysql 8.0 left RDS standard support on 2026-07-31, so a new instance is "
+     "enrolled in paid RDS Extended Support without anyone deciding it"),
+    ({"engine_version": "8.4"}, "production",
+     "database.engine_version = '8.4': production runs the mysql major WSO2 tested OB 3.0.0 on (8.0"),
+    ({"engine": "oracle-se2"}, "staging",
+     "database.engine_lifecycle_support = 'open-source-rds-extended-support': applies to RDS for MySQL and "
+     "PostgreSQL only"),
+], ids=["production-undecided", "disabled-past-support", "silent-extended-support", "untested-major-in-production",
+        "not-an-rds-extended-support-engine"])
+def test_an_engine_past_standard_support_is_a_decision(database: dict[str, Any], tier: str, expected: str) -> None:
+    """RDS User Guide, "Creating a DB instance ... with RDS Extended Support": past the end of standard
+    support, creating with Extended Support disabled fails, and the API default enrolls (and bills)
+    silently. The majors WSO2 tested OB 3.0 on: docs-open-banking 3.0.0 prerequisites.md, "Tested DBMSs"."""
+    data = with_values(tier=tier, database=database)
+    if tier != "production":
+        data["data_protection"] = {"deletion_protection": False}
+    with pytest.raises(ConfigError) as caught:
+        parse_environment("env", data, "environments/env.yaml")
+    assert any(expected in problem for problem in caught.value.problems), caught.value.problems
+
+
+def test_production_states_the_lifecycle_even_before_standard_support_ends(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(database_engines, "today", lambda: date(2026, 1, 1))
+    with pytest.raises(ConfigError, match=r"database\.engine_lifecycle_support: production states what RDS does "
+                                          r"when mysql 8\.0 leaves standard support"):
+        parse_environment("env", with_values(database={"engine_lifecycle_support": None}), "environments/env.yaml")
+
+
+def test_a_major_that_leaves_standard_support_later_becomes_a_decision_then(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = with_values(tier="staging", database={"engine_version": "8.4", "engine_lifecycle_support": None})
+    parse_environment("env", data, "environments/env.yaml")
+    monkeypatch.setattr(database_engines, "today", lambda: date(2029, 8, 1))
+    with pytest.raises(ConfigError, match=r"mysql 8\.4 left RDS standard support on 2029-07-31"):
+        parse_environment("env", data, "environments/env.yaml")
+
+
+# --- nodes: rollouts that roll back, and no boot before its permissions --------------------------
+
+def _address(stack: dict[str, Any], resource_type: str, name_start: str = "") -> list[str]:
+    return [f"{resource_type}.{name}" for name in stack["resource"].get(resource_type, {})
+            if name.startswith(name_start)]
+
+
+def test_terraform_never_moves_the_group_onto_a_launch_template_version(synth: Synth) -> None:
+    """hashicorp/terraform-provider-aws#34189 (open): the provider switches the group to the new version,
+    then starts the refresh with that version as its desired configuration, so its auto_rollback "rolls
+    back" to the failing version. The group's version is therefore `obiam rollout`'s (ignore_changes),
+    and the provider starts no refresh of its own (no instance_refresh block). The version is a number,
+    never $Latest/$Default, which rollback needs ("Undo changes with a rollback")."""
+    for name in synth.environments:
+        _, group = _only(synth.stack(name), "aws_autoscaling_group")
+        assert "instance_refresh" not in group
+        assert "launch_template" in group["lifecycle"]["ignore_changes"]
+        assert group["launch_template"]["version"].endswith(".latest_version}")
+        _, template = _only(synth.stack(name), "aws_launch_template")
+        assert template["update_default_version"] is True
+
+
+def test_no_node_boots_before_its_permissions_mount_targets_and_file_system_policy_exist(synth: Synth) -> None:
+    """The boot script reads the runtime parameter and secrets under the node role's inline policy and
+    mounts EFS through a mount target in its AZ under the file system policy; references alone do not
+    order those before the group (aws-apply-review R4)."""
+    for name in synth.environments:
+        stack = synth.stack(name)
+        _, group = _only(stack, "aws_autoscaling_group")
+        needed = [*_address(stack, "aws_iam_role_policy", "nodes_permissions_"),
+                  *_address(stack, "aws_iam_instance_profile", "nodes_profile_"),
+                  *_address(stack, "aws_efs_mount_target"), *_address(stack, "aws_efs_file_system_policy")]
+        assert len(needed) >= 5 and set(needed) <= set(group["depends_on"]), name
+
+
+def test_access_logging_is_switched_on_only_after_the_bucket_lets_elb_write(synth: Synth) -> None:
+    """ELB checks it can write when access logs are enabled ("Access Denied for bucket"); the bucket policy,
+    public access block and ownership controls exist first (aws-apply-review R5)."""
+    stack = synth.stack("prod")
+    _, alb = _only(stack, "aws_lb")
+    needed = [*_address(stack, "aws_s3_bucket_policy", "alb-logs_"),
+              *_address(stack, "aws_s3_bucket_public_access_block", "alb-logs_"),
+              *_address(stack, "aws_s3_bucket_ownership_controls", "alb-logs_")]
+    assert len(needed) == 3 and sorted(alb["depends_on"]) == sorted(needed)

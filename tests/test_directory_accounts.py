@@ -157,7 +157,7 @@ def test_the_function_runs_at_apply_before_the_nodes_and_every_day_after(prod: d
     """The nodes bind with these accounts, so the group waits for the apply-time run; the daily run
     leaves 41 days to fix a failure before AD's 42-day password age ends."""
     (invocation,) = resources(prod, "aws_lambda_invocation")
-    assert only(prod, "aws_autoscaling_group")["depends_on"] == [f"aws_lambda_invocation.{invocation}"]
+    assert f"aws_lambda_invocation.{invocation}" in only(prod, "aws_autoscaling_group")["depends_on"]
     target = only(prod, "aws_cloudwatch_event_target")
     assert target["input"] == only(prod, "aws_lambda_invocation")["input"]
     assert only(prod, "aws_cloudwatch_event_rule")["schedule_expression"] == "cron(0 12 * * ? *)"

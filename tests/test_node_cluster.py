@@ -290,11 +290,16 @@ def test_nodes_are_replaced_when_the_load_balancer_finds_them_unhealthy(stack: d
     assert asg["target_group_arns"] == [ref("aws_lb_target_group", group, "arn")]
 
 
-def test_launch_template_changes_roll_the_nodes_keeping_capacity(prod: dict[str, Any]) -> None:
-    refresh = only(prod, "aws_autoscaling_group")["instance_refresh"]
-    assert refresh["strategy"] == "Rolling"
-    assert refresh["preferences"]["min_healthy_percentage"] == 100
-    assert refresh["preferences"]["max_healthy_percentage"] > 100
+def test_launch_template_changes_wait_for_a_rollout_that_keeps_capacity(prod: dict[str, Any], synth: Synth) -> None:
+    """Terraform writes launch template versions; `obiam rollout` moves the group (tests/test_rollout.py),
+    keeping every node in service while new ones start beside them."""
+    from obiam.ops.rollout import refresh_preferences
+
+    group = only(prod, "aws_autoscaling_group")
+    assert "instance_refresh" not in group
+    assert "launch_template" in group["lifecycle"]["ignore_changes"]
+    preferences = refresh_preferences(synth.environments["prod"].config)
+    assert preferences["MinHealthyPercentage"] == 100 and preferences["MaxHealthyPercentage"] > 100
 
 
 def test_group_scales_with_target_tracking_and_reports_metrics(stack: dict[str, Any]) -> None:
@@ -304,7 +309,7 @@ def test_group_scales_with_target_tracking_and_reports_metrics(stack: dict[str, 
         "predefined_metric_type"] == "ASGAverageCPUUtilization"
     asg = only(stack, "aws_autoscaling_group")
     assert "GroupInServiceInstances" in asg["enabled_metrics"] and asg["metrics_granularity"] == "1Minute"
-    assert asg["lifecycle"]["ignore_changes"] == ["desired_capacity"]
+    assert asg["lifecycle"]["ignore_changes"] == ["desired_capacity", "launch_template"]
 
 
 def test_launch_template_enables_detailed_monitoring(stack: dict[str, Any]) -> None:

@@ -312,7 +312,7 @@ def test_preflight_cli_exits_1_on_a_failed_check_and_prints_plain_text(mocked: A
     assert result.output.rstrip().endswith("7 passed, 1 failed")
 
 
-@pytest.mark.parametrize("command", ["preflight", "verify", "bootstrap-state"])
+@pytest.mark.parametrize("command", ["preflight", "verify", "bootstrap-state", "rollout"])
 def test_a_command_refuses_credentials_of_another_account_before_any_other_call(
         mocked: Any, tmp_path: Any, command: str) -> None:
     """The provider's `allowed_account_ids` rule, applied by the operations commands too: nothing is read
@@ -337,7 +337,7 @@ def test_a_command_refuses_credentials_of_another_account_before_any_other_call(
 
 def deploy(session: Any, env: Environment, *, multi_az: bool = True, sticky: bool = True, encrypted: bool = True,
            mount_zones: tuple[str, ...] = ZONES, second_zone_node: bool = True, stop_a_node: bool = False,
-           directory: bool = True, capacity: int | None = None) -> None:
+           directory: bool = True, capacity: int | None = None, rollout_pending: bool = False) -> None:
     """Builds in moto what a deploy of `env` leaves behind, under the stack's names."""
     n = Names(env.name)
     ec2, elb = session.client("ec2"), session.client("elbv2")
@@ -358,8 +358,13 @@ def deploy(session: Any, env: Environment, *, multi_az: bool = True, sticky: boo
     minimum = env.config.nodes.min_size if capacity is None else capacity
     autoscaling.create_auto_scaling_group(
         AutoScalingGroupName=n.autoscaling_group, MinSize=minimum, MaxSize=minimum + 2, DesiredCapacity=minimum,
-        VPCZoneIdentifier=",".join(subnets.values()), LaunchTemplate={"LaunchTemplateId": template},
+        VPCZoneIdentifier=",".join(subnets.values()), LaunchTemplate={"LaunchTemplateId": template, "Version": "1"},
         TargetGroupARNs=[group])
+    if rollout_pending:
+        # A later deploy wrote version 2 and made it the default (update_default_version); no rollout since.
+        ec2.create_launch_template_version(LaunchTemplateId=template, SourceVersion="1",
+                                           LaunchTemplateData={"InstanceType": env.config.nodes.instance_type})
+        ec2.modify_launch_template(LaunchTemplateId=template, DefaultVersion="2")
     if second_zone_node:
         # moto starts every group instance in the first subnet; a real group spreads them.
         extra = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, SubnetId=subnets[ZONES[1]])
@@ -388,8 +393,9 @@ def test_verify_passes_on_a_healthy_deployment(mocked: Any) -> None:
     deploy(mocked, env)
     checks = verify(mocked, env, REGION)
     assert names(checks, False) == set(), checks
-    assert names(checks, True) == {"nodes in service", "nodes across AZs", "targets healthy", "sticky sessions",
-                                   "database", "artifact file system", "directory"}
+    assert names(checks, True) == {"nodes in service", "nodes across AZs", "nodes on the deployed version",
+                                   "targets healthy", "sticky sessions", "database", "artifact file system",
+                                   "directory"}
 
 
 @pytest.mark.parametrize(("broken", "failing"), [
@@ -401,8 +407,9 @@ def test_verify_passes_on_a_healthy_deployment(mocked: Any) -> None:
     ({"stop_a_node": True}, {"targets healthy"}),
     ({"capacity": 1, "second_zone_node": False}, {"nodes in service", "nodes across AZs"}),
     ({"directory": False}, {"directory"}),
+    ({"rollout_pending": True}, {"nodes on the deployed version"}),
 ], ids=["db-not-multi-az", "stickiness-off", "efs-not-encrypted", "node-az-without-mount-target",
-        "nodes-in-one-az", "node-down", "fewer-nodes-than-min", "directory-missing"])
+        "nodes-in-one-az", "node-down", "fewer-nodes-than-min", "directory-missing", "rollout-pending"])
 def test_verify_fails_the_broken_invariant(mocked: Any, broken: dict[str, Any], failing: set[str]) -> None:
     env = environment()
     deploy(mocked, env, **broken)

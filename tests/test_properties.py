@@ -105,7 +105,9 @@ def valid_configs(draw: st.DrawFn) -> dict[str, Any]:
                           "certificate_arn": f"arn:aws:acm:{region}:111111111111:certificate/"
                                              "0b7c2d6e-4a1f-4c3e-9d2b-5e6f7a8b9c0d",
                           **lower},
-        "database": {"engine": engine, "jdbc_driver_s3_uri": "s3://example-bank-wso2/driver.jar"},
+        "database": {"engine": engine, "jdbc_driver_s3_uri": "s3://example-bank-wso2/driver.jar",
+                     "engine_lifecycle_support": "open-source-rds-extended-support"
+                     if engine in ("mysql", "postgres") else None},
         "directory": directory,
         "data_protection": {"deletion_protection": protect, "prevent_destroy": protect, "final_snapshot": protect},
     }

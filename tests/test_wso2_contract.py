@@ -36,8 +36,13 @@ BOOT_VALUES = {
     "KEYSTORE_PASSWORD": "Keyst0re-Generated.pw_0001",
 }
 ENGINE_VARIANTS = {
-    "sqlserver": ("staging", {"database": {"engine": "sqlserver-se", "jdbc_driver_s3_uri": "s3://example-bank-wso2/drivers/mssql-jdbc-12.8.1.jre11.jar"}}),
-    "oracle": ("staging", {"database": {"engine": "oracle-se2", "jdbc_driver_s3_uri": "s3://example-bank-wso2/drivers/ojdbc10.jar"}}),
+    # engine_lifecycle_support: None, as RDS takes the choice for MySQL and PostgreSQL only.
+    "sqlserver": ("staging", {"database": {
+        "engine": "sqlserver-se", "engine_lifecycle_support": None,
+        "jdbc_driver_s3_uri": "s3://example-bank-wso2/drivers/mssql-jdbc-12.8.1.jre11.jar"}}),
+    "oracle": ("staging", {"database": {
+        "engine": "oracle-se2", "engine_lifecycle_support": None,
+        "jdbc_driver_s3_uri": "s3://example-bank-wso2/drivers/ojdbc10.jar"}}),
 }
 
 

@@ -219,7 +219,7 @@ product: &product
   pack_s3_uri: s3://example-bank-wso2/wso2-obiam-3.0.0.zip
   pack_sha256: 3f0c8ad5a0d8e1b2c4f6a7b8c9d0e1f2a3b4c5d6e7f8091a2b3c4d5e6f708192
   api_manager: {hostname: apim.bank.example.com}
-database: {jdbc_driver_s3_uri: "s3://example-bank-wso2/mysql-connector-j-8.4.0.jar"}
+database: {jdbc_driver_s3_uri: "s3://bank-wso2/cj.jar", engine_lifecycle_support: open-source-rds-extended-support}
 load_balancer:
   hostname: iam.bank.example.com
   certificate_arn: arn:aws:acm:eu-west-2:111111111111:certificate/0b7c2d6e-4a1f-4c3e-9d2b-5e6f7a8b9c0d

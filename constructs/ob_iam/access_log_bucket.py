@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from cdktf import TerraformResourceLifecycle
+from cdktf import ITerraformDependable, TerraformResourceLifecycle
 from cdktf_cdktf_provider_aws.data_aws_elb_service_account import DataAwsElbServiceAccount
 from cdktf_cdktf_provider_aws.s3_bucket import S3Bucket
 from cdktf_cdktf_provider_aws.s3_bucket_lifecycle_configuration import (
@@ -57,10 +57,12 @@ class AccessLogBucket(Construct):
         self.bucket = bucket
         self.name = bucket.bucket
         self.prefix = LOG_PREFIX
-        S3BucketPublicAccessBlock(self, "public-access", bucket=bucket_id, block_public_acls=True,
-                                  block_public_policy=True, ignore_public_acls=True, restrict_public_buckets=True)
-        S3BucketOwnershipControls(self, "ownership", bucket=bucket_id,
-                                  rule=S3BucketOwnershipControlsRule(object_ownership="BucketOwnerEnforced"))
+        public_access = S3BucketPublicAccessBlock(
+            self, "public-access", bucket=bucket_id, block_public_acls=True, block_public_policy=True,
+            ignore_public_acls=True, restrict_public_buckets=True)
+        ownership = S3BucketOwnershipControls(
+            self, "ownership", bucket=bucket_id,
+            rule=S3BucketOwnershipControlsRule(object_ownership="BucketOwnerEnforced"))
         S3BucketVersioningA(self, "versioning", bucket=bucket_id,
                             versioning_configuration=S3BucketVersioningVersioningConfiguration(status="Enabled"))
         # ALB log delivery supports only SSE-S3: a KMS-encrypted bucket silently receives no logs.
@@ -83,7 +85,7 @@ class AccessLogBucket(Construct):
             )])
         elb_account = DataAwsElbServiceAccount(self, "elb-account")
         log_objects = f"{bucket_arn}/{LOG_PREFIX}/AWSLogs/{account.account_id}/*"
-        S3BucketPolicy(self, "policy", bucket=bucket_id, policy=json.dumps({
+        policy = S3BucketPolicy(self, "policy", bucket=bucket_id, policy=json.dumps({
             "Version": "2012-10-17",
             "Statement": [
                 {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
@@ -98,3 +100,6 @@ class AccessLogBucket(Construct):
                  "Action": "s3:PutObject", "Resource": log_objects},
             ],
         }))
+        # What must exist before a load balancer is pointed here: ELB checks write access when access
+        # logging is switched on ("Access Denied for bucket" otherwise).
+        self.ready: list[ITerraformDependable] = [policy, public_access, ownership]

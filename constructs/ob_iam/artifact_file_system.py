@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from cdktf import TerraformResourceLifecycle
+from cdktf import TerraformResource, TerraformResourceLifecycle
 from cdktf_cdktf_provider_aws.efs_access_point import (
     EfsAccessPoint,
     EfsAccessPointPosixUser,
@@ -53,8 +53,11 @@ class ArtifactFileSystem(Construct):
                            description="NFS to the artifact file system, from the IAM nodes only",
                            tags={"Name": f"{props.name}-nfs"})
         sg_id = self.security_group_id = sg.id
-        for i, subnet in enumerate(props.subnet_ids):
+        # What a client needs before its first mount: a mount target in its AZ, then (allow_client)
+        # the file system policy that lets it in.
+        self.ready: list[TerraformResource] = [
             EfsMountTarget(self, f"mount-{i}", file_system_id=fs_id, subnet_id=subnet, security_groups=[sg_id])
+            for i, subnet in enumerate(props.subnet_ids)]
         self.access_point_ids: dict[str, str] = {}
         self.access_point_arns: list[str] = []
         for directory in (*props.directories, CONTROL_ACCESS_POINT):
@@ -75,7 +78,7 @@ class ArtifactFileSystem(Construct):
 
         A separate step because the node role is created after the file system it mounts.
         """
-        EfsFileSystemPolicy(self, "policy", file_system_id=self.file_system_id, policy=json.dumps({
+        policy = EfsFileSystemPolicy(self, "policy", file_system_id=self.file_system_id, policy=json.dumps({
             "Version": "2012-10-17",
             "Statement": [
                 {"Sid": "DenyUnencryptedTransport", "Effect": "Deny", "Principal": {"AWS": "*"},
@@ -86,3 +89,4 @@ class ArtifactFileSystem(Construct):
                  "Condition": {"Bool": {"elasticfilesystem:AccessedViaMountTarget": "true"}}},
             ],
         }))
+        self.ready.append(policy)

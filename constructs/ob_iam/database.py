@@ -15,6 +15,7 @@ from cdktf_cdktf_provider_aws.security_group import SecurityGroup
 from constructs import Construct
 
 from ob_iam.account import AccountContext
+from ob_iam.log_groups import EncryptedLogGroups, EncryptedLogGroupsProps
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,9 @@ def engine_settings(engine: str, major: str) -> EngineSettings:
                 ("group_concat_max_len", "10000", "immediate"),
                 ("slow_query_log", "1", "immediate"),
                 ("long_query_time", "2", "immediate"),
+                # RDS User Guide, "Publishing MySQL logs to Amazon CloudWatch Logs": the slow query
+                # log reaches CloudWatch only when written to files.
+                ("log_output", "FILE", "immediate"),
             ),
             ("error", "slowquery"), None, True)
     if engine == "postgres":
@@ -70,6 +74,10 @@ class DatabaseProps:
     kms_key_arn: str
     performance_insights: bool
     monitoring_interval: int
+    logs_kms_key_arn: str
+    log_retention_days: int
+    # RDS for MySQL and PostgreSQL only (CreateDBInstance EngineLifecycleSupport); None: RDS's default.
+    engine_lifecycle_support: str | None = None
     deletion_protection: bool = True
     final_snapshot: bool = True
     prevent_destroy: bool = True
@@ -88,8 +96,10 @@ class Database(Construct):
         self.security_group_id = sg.id
         subnets = DbSubnetGroup(self, "subnets", name=props.identifier, subnet_ids=props.subnet_ids,
                                 description="Data subnets, one per AZ")
+        # A prefix, not a name: a new family (e.g. mysql8.0 -> mysql8.4) replaces the group, and with
+        # create_before_destroy the new one must exist beside the old, which a fixed name forbids.
         parameters = DbParameterGroup(
-            self, "parameters", name=props.identifier, family=settings.parameter_group_family,
+            self, "parameters", name_prefix=f"{props.identifier}-", family=settings.parameter_group_family,
             description="WSO2 OB IAM settings",
             parameter=[DbParameterGroupParameter(name=n, value=v, apply_method=m) for n, v, m in settings.parameters],
             lifecycle=TerraformResourceLifecycle(create_before_destroy=True),
@@ -104,6 +114,13 @@ class Database(Construct):
                 self, "monitoring-policy", role=role.name,
                 policy_arn=f"arn:{account.partition}:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole")
             monitoring_role_arn = role.arn
+        # RDS would create its export groups (/aws/rds/instance/<id>/<log>) itself, unencrypted and
+        # never expiring (RDS User Guide, "Publishing ... logs to Amazon CloudWatch Logs"); created
+        # first, they carry the logs key and the environment's retention.
+        exports = EncryptedLogGroups(self, "logs", EncryptedLogGroupsProps(
+            group_names=tuple(f"/aws/rds/instance/{props.identifier}/{log}" for log in settings.log_exports),
+            retention_days=props.log_retention_days, kms_key_arn=props.logs_kms_key_arn,
+            prevent_destroy=props.prevent_destroy))
         self.instance = DbInstance(
             self, "instance", identifier=props.identifier, engine=props.engine,
             engine_version=props.engine_version, instance_class=props.instance_class,
@@ -130,7 +147,12 @@ class Database(Construct):
             performance_insights_retention_period=7 if props.performance_insights else None,
             monitoring_interval=props.monitoring_interval, monitoring_role_arn=monitoring_role_arn,
             enabled_cloudwatch_logs_exports=list(settings.log_exports),
-            lifecycle=TerraformResourceLifecycle(prevent_destroy=props.prevent_destroy),
+            engine_lifecycle_support=props.engine_lifecycle_support,
+            depends_on=exports.groups,
+            # RDS takes the lifecycle choice at create or restore only, and the provider plans a change
+            # to it that RDS ignores, on every plan (terraform-provider-aws #40870, #44552).
+            lifecycle=TerraformResourceLifecycle(prevent_destroy=props.prevent_destroy,
+                                                 ignore_changes=["engine_lifecycle_support"]),
         )
         self.address = self.instance.address
         self.port = self.instance.port

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cdktf import ITerraformDependable
 from cdktf_cdktf_provider_aws.lb import Lb, LbAccessLogs
 from cdktf_cdktf_provider_aws.lb_listener import (
     LbListener,
@@ -52,6 +53,8 @@ class LoadBalancerProps:
     deletion_protection: bool = True
     access_log_bucket: str | None = None
     access_log_prefix: str = "alb"
+    # The bucket's policy and settings, which must exist before logging is switched on.
+    access_log_bucket_ready: tuple[ITerraformDependable, ...] = ()
 
 
 class LoadBalancer(Construct):
@@ -80,6 +83,7 @@ class LoadBalancer(Construct):
             drop_invalid_header_fields=True, desync_mitigation_mode="strictest",
             enable_deletion_protection=props.deletion_protection, idle_timeout=props.idle_timeout,
             enable_http2=True, access_logs=access_logs,
+            depends_on=list(props.access_log_bucket_ready) or None,
         )
         self.arn = alb_arn = self.alb.arn
         self.arn_suffix = self.alb.arn_suffix

@@ -6,11 +6,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from cdktf import ITerraformDependable, TerraformResourceLifecycle, Token
+from cdktf import TerraformResource, TerraformResourceLifecycle, Token
 from cdktf_cdktf_provider_aws.autoscaling_group import (
     AutoscalingGroup,
-    AutoscalingGroupInstanceRefresh,
-    AutoscalingGroupInstanceRefreshPreferences,
     AutoscalingGroupLaunchTemplate,
     AutoscalingGroupTag,
 )
@@ -73,7 +71,6 @@ class NodeGroupProps:
     target_group_arns: list[str]
     cluster_port: int
     health_check_grace_period: int
-    min_healthy_percentage: int
     scaling_metric: str  # "cpu" or "requests_per_target"
     scaling_target_value: int
     # "<alb arn suffix>/<target group arn suffix>", for request-count scaling.
@@ -83,11 +80,11 @@ class NodeGroupProps:
     policy_statements: list[dict[str, Any]] = field(default_factory=list)
     metadata_http_tokens: str = "required"
     # What must exist before the first node boots (e.g. WSO2's directory accounts).
-    boot_after: list[ITerraformDependable] = field(default_factory=list)
+    boot_after: list[TerraformResource] = field(default_factory=list)
 
 
 class NodeGroup(Construct):
-    """Outputs: `security_group_id`, `role_name`, `role_arn`, `autoscaling_group_name`."""
+    """Outputs: `security_group_id`, `role_name`, `role_arn`, `autoscaling_group_name`, `launch_template_id`."""
 
     def __init__(self, scope: Construct, id_: str, props: NodeGroupProps):
         super().__init__(scope, id_)
@@ -110,7 +107,7 @@ class NodeGroup(Construct):
                            "Action": "sts:AssumeRole"}]}))
         self.role_name = role.name
         self.role_arn = role.arn
-        IamRolePolicy(self, "permissions", role=role.id, name="obiam-node",
+        permissions = IamRolePolicy(self, "permissions", role=role.id, name="obiam-node",
                       policy=json.dumps({"Version": "2012-10-17",
                                          "Statement": [*self._base_statements(), *props.policy_statements]}))
         profile = IamInstanceProfile(self, "profile", name=props.role_name, role=role.name)
@@ -139,7 +136,6 @@ class NodeGroup(Construct):
             ],
         )
 
-        max_healthy = 150 if props.min_healthy_percentage == 100 else 100
         asg = AutoscalingGroup(
             self, "asg", name=props.name, min_size=props.min_size, max_size=props.max_size,
             desired_capacity=props.desired_capacity, vpc_zone_identifier=props.subnet_ids,
@@ -147,15 +143,10 @@ class NodeGroup(Construct):
             # Replace a node the load balancer finds unhealthy, not only one whose VM died.
             health_check_type="ELB", health_check_grace_period=props.health_check_grace_period,
             default_instance_warmup=props.health_check_grace_period,
+            # A numbered version, never $Latest/$Default: instance-refresh rollback needs one (EC2 Auto
+            # Scaling User Guide, "Undo changes with a rollback").
             launch_template=AutoscalingGroupLaunchTemplate(id=template.id,
                                                            version=Token.as_string(template.latest_version)),
-            instance_refresh=AutoscalingGroupInstanceRefresh(
-                strategy="Rolling",
-                preferences=AutoscalingGroupInstanceRefreshPreferences(
-                    min_healthy_percentage=props.min_healthy_percentage,
-                    max_healthy_percentage=max_healthy,
-                    instance_warmup=str(props.health_check_grace_period),
-                    auto_rollback=True)),
             enabled_metrics=list(ENABLED_METRICS), metrics_granularity="1Minute",
             termination_policies=["OldestLaunchTemplate", "OldestInstance"],
             service_linked_role_arn=props.service_linked_role_arn,
@@ -163,11 +154,20 @@ class NodeGroup(Construct):
             # instead of a Terraform timeout that would taint (and later replace) the group.
             wait_for_capacity_timeout="0",
             tag=[AutoscalingGroupTag(key="Name", value=props.name, propagate_at_launch=False)],
-            # Target tracking owns the desired count once the group exists.
-            lifecycle=TerraformResourceLifecycle(ignore_changes=["desired_capacity"]),
-            depends_on=props.boot_after or None,
+            # Target tracking owns the desired count once the group exists. The launch template version
+            # is `obiam rollout`'s: Terraform writes a new template version, and the group moves onto it
+            # only when an instance refresh with that version as its desired configuration succeeds.
+            # A refresh that fails rolls back to the version the group kept. (The provider's own
+            # refresh first switches the group to the new version, so its auto_rollback would roll back
+            # to the failing one: hashicorp/terraform-provider-aws#34189.)
+            lifecycle=TerraformResourceLifecycle(ignore_changes=["desired_capacity", "launch_template"]),
         )
+        self._asg = asg
+        # No node boots before the permissions its boot script uses exist.
+        self._boot_after: list[TerraformResource] = []
+        self.boot_after(permissions, profile, *props.boot_after)
         self.autoscaling_group_name = asg.name
+        self.launch_template_id = template.id
 
         if props.scaling_metric == "cpu":
             metric = AutoscalingPolicyTargetTrackingConfigurationPredefinedMetricSpecification(
@@ -204,3 +204,11 @@ class NodeGroup(Construct):
                 "Resource": "*",
             },
         ]
+
+    def boot_after(self, *things: TerraformResource) -> None:
+        """Makes the group wait for `things`, also ones made after it (e.g. the file system policy that
+        names the node role): the first node's boot script reads, mounts and writes through them."""
+        self._boot_after.extend(things)
+        # One override with the whole list, as bare addresses, which is what Terraform's depends_on takes.
+        self._asg.add_override("depends_on", [f"{thing.terraform_resource_type}.{thing.friendly_unique_id}"
+                                              for thing in self._boot_after])

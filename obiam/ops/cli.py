@@ -1,4 +1,4 @@
-"""The operations commands of `obiam`: bootstrap-state, preflight, verify, reap, pack build/verify/upload.
+"""The operations commands of `obiam`: bootstrap-state, preflight, verify, rollout, reap, pack build/verify/upload.
 
 Exit codes: 0 everything passed (or was already in place), 1 a check or a destroy
 failed, 2 the command could not run (bad config, credentials, permissions, endpoint).
@@ -18,6 +18,7 @@ from obiam.environments import EPHEMERAL_TEMPLATE, ConfigError, Environment, loa
 from obiam.ops import aws, pack_s3, reap
 from obiam.ops.output import Check, all_passed, print_checks
 from obiam.ops.preflight import preflight
+from obiam.ops.rollout import rollout
 from obiam.ops.state_backend import ensure_state_backend
 from obiam.ops.verify import verify
 from obiam.pack import PackError, file_sha256
@@ -104,6 +105,28 @@ def verify_command(env: EnvOption = "prod", branch: BranchOption = None, region:
     """Check the deployed environment keeps WSO2's HA invariants (run after a deploy)."""
     _checks_command("verify", verify, env=env, branch=branch, region=region,
                     environments_dir=environments_dir, as_json=as_json)
+
+
+def rollout_command(
+        *, env: EnvOption = "prod", branch: BranchOption = None, region: RegionOption = None,
+        environments_dir: DirOption = Path("environments"),
+        version: Annotated[int | None, typer.Option(help="the launch template version to run (default: the "
+                                                         "template's default, which every deploy sets to its newest); "
+                                                         "an earlier one rolls back")] = None,
+        wait: Annotated[bool, typer.Option(help="wait for the instance refresh to end and report how")] = True) -> None:
+    """Move the nodes onto a launch template version with an instance refresh that rolls back on failure."""
+    def body() -> int:
+        environment = _environment(env, branch, environments_dir)
+        where = region or environment.config.region
+        session = aws.session(where)
+        aws.require_account(session, environment.config.account.id, environment.source)
+        result = rollout(aws.client(session, "autoscaling", where), aws.client(session, "ec2", where),
+                         environment.name, environment.config, version=version, wait=wait,
+                         log=lambda line: print(line, flush=True))
+        for line in result.lines:
+            print(line)
+        return 0 if result.succeeded else 1
+    _run(body)
 
 
 def reap_command(dry_run: Annotated[bool, typer.Option("--dry-run", help="only print what would be destroyed")]
@@ -261,4 +284,5 @@ def register(app: typer.Typer) -> None:
     app.command("bootstrap-state")(bootstrap_state)
     app.command("preflight")(preflight_command)
     app.command("verify")(verify_command)
+    app.command("rollout")(rollout_command)
     app.command("reap")(reap_command)

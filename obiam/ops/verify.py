@@ -9,8 +9,9 @@ import boto3
 
 from obiam.environments import Environment
 from obiam.naming import Names
-from obiam.ops.aws import client, lookup
+from obiam.ops.aws import OpsError, client, lookup
 from obiam.ops.output import Check
+from obiam.ops.rollout import group_version, template_versions
 
 
 def verify(aws: boto3.session.Session, environment: Environment, region: str) -> list[Check]:
@@ -18,6 +19,7 @@ def verify(aws: boto3.session.Session, environment: Environment, region: str) ->
     node_checks, node_zones = _nodes(aws, region, names, environment.config.nodes.min_size)
     return [
         *node_checks,
+        _rollout(aws, region, names, environment),
         *_load_balancing(aws, region, names),
         _database(aws, region, names),
         _artifact_file_system(aws, region, names, node_zones),
@@ -38,6 +40,23 @@ def _nodes(aws: boto3.session.Session, region: str, names: Names, min_size: int)
         Check("nodes in service", len(in_service) >= minimum, f"{len(in_service)} InService, minimum {minimum}"),
         Check("nodes across AZs", len(zones) >= 2, f"{len(zones)} AZ(s): {', '.join(sorted(zones)) or 'none'}"),
     ], zones
+
+
+def _rollout(aws: boto3.session.Session, region: str, names: Names, environment: Environment) -> Check:
+    """The group runs the launch template version the last deploy wrote (its default version), by number:
+    a deploy writes versions, `obiam rollout` moves the group onto them."""
+    try:
+        current = group_version(client(aws, "autoscaling", region), names)
+        _, default, _ = template_versions(client(aws, "ec2", region), names)
+    except OpsError as missing:
+        return Check("nodes on the deployed version", False, str(missing))
+    if not current.version.isdigit():
+        return Check("nodes on the deployed version", False,
+                     f"the group follows {current.version}; rollbacks need a numbered version (redeploy the stack)")
+    target = f"--branch {environment.branch}" if environment.branch else f"--env {names.environment}"
+    rollout_hint = "" if current.version == str(default) else f": run `obiam rollout {target}`"
+    return Check("nodes on the deployed version", current.version == str(default),
+                 f"group on launch template version {current.version}, deployed version {default}{rollout_hint}")
 
 
 def _load_balancing(aws: boto3.session.Session, region: str, names: Names) -> list[Check]:

@@ -1,4 +1,7 @@
-"""CloudWatch log groups the nodes ship to: encrypted, with the environment's retention."""
+"""CloudWatch log groups under Terraform: encrypted with the logs key, with the environment's retention.
+
+Used for what the nodes ship and for groups AWS services would otherwise create themselves with no
+key and no expiry (RDS log exports), so every log of the environment follows one rule."""
 
 from __future__ import annotations
 
@@ -10,19 +13,20 @@ from constructs import Construct
 
 
 @dataclass(frozen=True)
-class NodeLogsProps:
+class EncryptedLogGroupsProps:
     group_names: tuple[str, ...]
     retention_days: int
     kms_key_arn: str
     prevent_destroy: bool = True
 
 
-class NodeLogs(Construct):
-    """Outputs: `arns` (one per group), for the node role's write permission."""
+class EncryptedLogGroups(Construct):
+    """Outputs: `arns` (one per group, e.g. for a role's write permission), `groups`."""
 
-    def __init__(self, scope: Construct, id_: str, props: NodeLogsProps):
+    def __init__(self, scope: Construct, id_: str, props: EncryptedLogGroupsProps):
         super().__init__(scope, id_)
         self.arns: list[str] = []
+        self.groups: list[CloudwatchLogGroup] = []
         for name in props.group_names:
             group = CloudwatchLogGroup(
                 self, name.rsplit("/", 1)[-1], name=name, retention_in_days=props.retention_days,
@@ -31,3 +35,4 @@ class NodeLogs(Construct):
                 deletion_protection_enabled=props.prevent_destroy,
                 lifecycle=TerraformResourceLifecycle(prevent_destroy=props.prevent_destroy))
             self.arns.append(group.arn)
+            self.groups.append(group)
