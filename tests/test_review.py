@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from conftest import ROOT, Synth
 from obiam.cli import app
-from obiam.review import diagram, plan_summary, synth_diff
+from obiam.review import diagram, plan_render, plan_summary, synth_diff
 
 PLANS = ROOT / "tests" / "fixtures" / "plans"
 BIN = Path(sys.executable).parent
@@ -56,8 +56,8 @@ def test_replacement_names_the_attributes_that_force_it() -> None:
 
 
 def test_sensitive_values_are_masked_everywhere() -> None:
-    markdown = plan_summary.render_markdown(summary_of("database-replaced.json"))
-    text = plan_summary.render_text(summary_of("database-replaced.json"))
+    markdown = plan_render.render_markdown(summary_of("database-replaced.json"))
+    text = plan_render.render_text(summary_of("database-replaced.json"))
     for output in (markdown, text):
         assert "old-secret-value" not in output and "new-secret-value" not in output
         assert '"password": \\"a\\"' not in output and "password: (sensitive) -> (sensitive)" in output
@@ -65,7 +65,7 @@ def test_sensitive_values_are_masked_everywhere() -> None:
 
 
 def test_stateful_replacement_gets_a_loud_warning() -> None:
-    markdown = plan_summary.render_markdown(summary_of("database-replaced.json"))
+    markdown = plan_render.render_markdown(summary_of("database-replaced.json"))
     assert "> [!CAUTION]" in markdown
     assert ("aws_db_instance.database_instance_D7FC2283 (aws_db_instance) would be REPLACED (destroyed and created "
             "empty) because of engine") in markdown
@@ -77,7 +77,7 @@ def test_module_resources_moves_and_imports_are_understood() -> None:
     assert [c.address for c in summary.dangerous] == ["module.storage.aws_efs_file_system.this"]
     assert [c.moved_from for c in summary.moved] == ["aws_efs_access_point.artifacts_ap-userstores_D383D6A6"]
     assert [c.address for c in summary.imported] == ["aws_cloudwatch_log_group.node-logs_audit_EED5EB8B"]
-    text = plan_summary.render_text(summary)
+    text = plan_render.render_text(summary)
     assert "1 moved, 1 imported" in text
     assert "module.storage.aws_efs_file_system.this (aws_efs_file_system) would be DESTROYED" in text
 
