@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from cdktf import S3Backend, TerraformOutput, TerraformStack, Token
 from cdktf_cdktf_provider_aws.data_aws_ssm_parameter import DataAwsSsmParameter
-from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderDefaultTags
+from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderAssumeRole, AwsProviderDefaultTags
 from cdktf_cdktf_provider_random.provider import RandomProvider
 from constructs import Construct
 
@@ -22,14 +22,14 @@ from ob_iam.directory import Directory, DirectoryProps
 from ob_iam.directory_accounts import DirectoryAccounts, DirectoryAccountsProps
 from ob_iam.encryption_key import EncryptionKey, EncryptionKeyProps
 from ob_iam.load_balancer import LoadBalancer, LoadBalancerProps, StickinessProps
-from ob_iam.network import ExistingVpcProps, Network, NetworkProps
+from ob_iam.network import INTERFACE_ENDPOINTS, ExistingVpcProps, Network, NetworkProps
 from ob_iam.node_group import NodeGroup, NodeGroupProps, autoscaling_service_role
 from ob_iam.node_logs import NodeLogs, NodeLogsProps
 from ob_iam.node_secrets import NodeSecrets, NodeSecretsProps
 from ob_iam.runtime_config import NodeRuntimeConfig, NodeRuntimeConfigProps
 from ob_iam.security import allow
 from ob_iam.web_application_firewall import WebApplicationFirewall, WebApplicationFirewallProps
-from obiam import bootstrap, database_engines, lambda_package, wso2
+from obiam import bootstrap, database_engines, directory_service, lambda_package, wso2
 from obiam.environments import Environment
 from obiam.naming import CLUSTER_TAG_KEY, Names, default_tags
 from stacks.assets import asset_file
@@ -50,13 +50,7 @@ class ObIamStack(TerraformStack):
         config = environment.config
         protection = config.data_protection
 
-        AwsProvider(self, "aws", region=config.region,
-                    default_tags=[AwsProviderDefaultTags(tags=default_tags(environment))])
-        RandomProvider(self, "random")
-        self._remote_state()
-        for name, source in PROVIDER_SOURCES.items():
-            self.add_override(f"terraform.required_providers.{name}.source", source)
-        self.add_override("terraform.required_version", REQUIRED_VERSION)
+        self._providers()
 
         account = account_context(self, config.region)
         retention = config.observability.log_retention_days
@@ -81,6 +75,8 @@ class ObIamStack(TerraformStack):
             flow_logs=config.network.flow_logs, flow_log_group_name=names.log_group("vpc-flow-logs"),
             log_retention_days=retention, logs_kms_key_arn=logs_key.arn,
             prevent_destroy=protection.prevent_destroy,
+            # Simple AD's prerequisites forbid some endpoints in its VPC (obiam/directory_service.py).
+            interface_endpoints=directory_service.endpoints_beside(config.directory.type, INTERFACE_ENDPOINTS),
             existing=None if existing is None else ExistingVpcProps(
                 vpc_id=existing.vpc_id, public_subnet_ids=tuple(existing.public_subnet_ids),
                 app_subnet_ids=tuple(existing.app_subnet_ids), data_subnet_ids=tuple(existing.data_subnet_ids)),
@@ -274,6 +270,22 @@ class ObIamStack(TerraformStack):
         }
         for name, (value, description) in outputs.items():
             TerraformOutput(self, name, value=value, description=description)
+
+    def _providers(self) -> None:
+        environment = self.environment
+        config = environment.config
+        # The provider checks the account of the credentials it ends up with (after assume_role)
+        # before it touches anything: a plan with staging's credentials for prod stops there.
+        role = config.account.assume_role_arn
+        AwsProvider(self, "aws", region=config.region, allowed_account_ids=[config.account.id],
+                    assume_role=[AwsProviderAssumeRole(role_arn=role, session_name=f"obiam-{environment.name}")]
+                    if role else None,
+                    default_tags=[AwsProviderDefaultTags(tags=default_tags(environment))])
+        RandomProvider(self, "random")
+        self._remote_state()
+        for name, source in PROVIDER_SOURCES.items():
+            self.add_override(f"terraform.required_providers.{name}.source", source)
+        self.add_override("terraform.required_version", REQUIRED_VERSION)
 
     def _remote_state(self) -> None:
         state = self.environment.config.state

@@ -136,6 +136,10 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
         "data_subnet_ids": ["subnet-0c000000000000001", "subnet-0c000000000000002"]}}}),
     "postgres": ("staging", {"database": {"engine": "postgres", "engine_version": "13",
                                           "jdbc_driver_s3_uri": "s3://example-bank-wso2/drivers/postgresql-42.7.4.jar"}}),
+    # Simple AD: offered in eu-west-1 (not eu-west-2), in a VPC without the endpoints it forbids.
+    "simple-ad": ("dev", {"region": "eu-west-1", "directory": {"type": "SimpleAD", "edition": None, "size": "Small"},
+                          "load_balancer": {"certificate_arn": "arn:aws:acm:eu-west-1:333333333333:certificate/"
+                                                               "2d9e4f80-6c3b-4e50-9f4d-708192a3b4c5"}}),
     "aws-discovery": ("dev", {"product": {"clustering": {"membership_scheme": "aws"}},
                               "nodes": {"metadata_http_tokens": "optional"},
                               "load_balancer": {"internal": True}}),

@@ -170,10 +170,11 @@ def test_the_function_runs_at_apply_before_the_nodes_and_every_day_after(prod: d
 
 
 @pytest.mark.synth
-def test_simple_ad_environments_keep_their_administrator_renewed(cheapest: dict[str, Any]) -> None:
-    accounts = json.loads(only(cheapest, "aws_lambda_invocation")["input"])["accounts"]
+def test_simple_ad_environments_keep_their_administrator_renewed(variants: dict[str, dict[str, Any]]) -> None:
+    simple_ad = variants["simple-ad"]
+    accounts = json.loads(only(simple_ad, "aws_lambda_invocation")["input"])["accounts"]
     assert [(a["username"], a["create"]) for a in accounts] == [("Administrator", False)]
-    permissions = [s for s in policy_statements(cheapest, "aws_iam_role_policy")
+    permissions = [s for s in policy_statements(simple_ad, "aws_iam_role_policy")
                    if s.get("Sid") == "CreateAccounts"]
     assert permissions == []
 

@@ -27,6 +27,7 @@ from obiam.ops.verify import verify
 
 REGION = "eu-west-2"
 ZONES = ("eu-west-2a", "eu-west-2b")
+MOTO_ACCOUNT = "123456789012"  # moto's default account: its certificate ARNs and STS identity carry it
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +57,11 @@ def mocked(monkeypatch: pytest.MonkeyPatch, shared_session: boto3.session.Sessio
 
 
 def environment(name: str = "dev", **changes: Any) -> Environment:
-    base = {"tier": "development", "availability_zone_count": 2, "network": {"nat_gateways": "single"},
-            "directory": {"type": "SimpleAD", "size": "Small", "name": "corp.obiam-dev.example.com"},
+    base = {"tier": "development", "account": {"id": MOTO_ACCOUNT}, "availability_zone_count": 2,
+            "load_balancer": {"certificate_arn": f"arn:aws:acm:{REGION}:{MOTO_ACCOUNT}:certificate/"
+                                                 "0b7c2d6e-4a1f-4c3e-9d2b-5e6f7a8b9c0d"},
+            "network": {"nat_gateways": "single"},
+            "directory": {"type": "MicrosoftAD", "edition": "Standard", "name": "corp.obiam-dev.example.com"},
             "state": {"bucket": "example-bank-tfstate", "lock": "dynamodb", "dynamodb_table": "tf-locks"},
             "data_protection": {"deletion_protection": False, "prevent_destroy": False, "final_snapshot": False}}
     return parse_environment(name, with_values({**base, **changes}), f"environments/{name}.yaml")
@@ -165,7 +169,41 @@ def test_preflight_passes_on_a_ready_account(mocked: Any) -> None:
     checks = preflight(mocked, environment(load_balancer={"certificate_arn": arn}), REGION)
     assert names(checks, False) == set(), checks
     assert names(checks, True) == {"availability zones", "instance type", "AMI", "certificate", "product pack",
-                                   "JDBC driver", "state bucket"}
+                                   "JDBC driver", "directory", "state bucket"}
+
+
+def simple_ad_environment(**changes: Any) -> Environment:
+    return environment(region="eu-west-1", directory={"type": "SimpleAD", "size": "Small", "name": "corp.example.com"},
+                       load_balancer={"certificate_arn": f"arn:aws:acm:eu-west-1:{MOTO_ACCOUNT}:certificate/"
+                                                         "0b7c2d6e-4a1f-4c3e-9d2b-5e6f7a8b9c0d"}, **changes)
+
+
+def directory_check(checks: list[Any]) -> Any:
+    return next(check for check in checks if check.name == "directory")
+
+
+def test_preflight_refuses_a_region_without_the_directory_type(mocked: Any) -> None:
+    """Directory Service "Region availability": no Simple AD in eu-west-2 (e.g. `preflight --region eu-west-2`
+    for an environment written for eu-west-1)."""
+    check = directory_check(preflight(mocked, simple_ad_environment(), REGION))
+    assert (check.passed, check.detail) == (False, "AWS does not offer Simple AD in eu-west-2")
+
+
+def test_preflight_refuses_simple_ad_in_an_existing_vpc_with_forbidden_endpoints(mocked: Any) -> None:
+    """"Simple AD prerequisites": no Systems Manager, CloudWatch or STS endpoint in the VPC. The toolkit
+    leaves them out of its own VPC; an existing VPC is checked here."""
+    ec2 = mocked.client("ec2", region_name="eu-west-1")
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    ec2.create_vpc_endpoint(VpcId=vpc, ServiceName="com.amazonaws.eu-west-1.ssm", VpcEndpointType="Interface")
+    subnets = {tier: [f"subnet-0{n}{i}000000000000000"[:24] for i in (1, 2)]
+               for n, tier in enumerate(("public", "app", "data"))}
+    env = simple_ad_environment(network={"existing_vpc": {
+        "vpc_id": vpc, **{f"{tier}_subnet_ids": ids for tier, ids in subnets.items()}}})
+    check = directory_check(preflight(mocked, env, "eu-west-1"))
+    assert (check.passed, check.detail) == (
+        False, f"{vpc} has endpoints Simple AD's prerequisites forbid: com.amazonaws.eu-west-1.ssm")
+    ec2.delete_vpc_endpoints(VpcEndpointIds=[e["VpcEndpointId"] for e in ec2.describe_vpc_endpoints()["VpcEndpoints"]])
+    assert directory_check(preflight(mocked, env, "eu-west-1")).passed
 
 
 @pytest.mark.parametrize(("setup", "changes", "failing"), [
@@ -269,8 +307,30 @@ def test_preflight_cli_exits_1_on_a_failed_check_and_prints_plain_text(mocked: A
     (directory / "dev.yaml").write_text(json.dumps(config))
     result = CliRunner().invoke(app, ["preflight", "--env", "dev", "--environments-dir", str(directory)])
     assert result.exit_code == 1
+    assert f"preflight dev (account {MOTO_ACCOUNT}, {REGION})" in result.output
     assert "FAIL  product pack: s3://example-bank-wso2/wso2-obiam-3.0.0.zip not found" in result.output
-    assert result.output.rstrip().endswith("6 passed, 1 failed")
+    assert result.output.rstrip().endswith("7 passed, 1 failed")
+
+
+@pytest.mark.parametrize("command", ["preflight", "verify", "bootstrap-state"])
+def test_a_command_refuses_credentials_of_another_account_before_any_other_call(
+        mocked: Any, tmp_path: Any, command: str) -> None:
+    """The provider's `allowed_account_ids` rule, applied by the operations commands too: nothing is read
+    from, or created in, an account the environment file does not name (terraform-provider-aws
+    website/docs/index.html.markdown: "allowed_account_ids - List of allowed AWS account IDs to prevent
+    you from mistakenly using an incorrect one")."""
+    directory = tmp_path / "environments"
+    directory.mkdir()
+    other = "210987654321"
+    config = environment(account={"id": other}, load_balancer={
+        "certificate_arn": f"arn:aws:acm:{REGION}:{other}:certificate/0b7c2d6e-4a1f-4c3e-9d2b-5e6f7a8b9c0d"})
+    (directory / "dev.yaml").write_text(json.dumps(config.config.model_dump(exclude_none=True)))
+    result = CliRunner().invoke(app, [command, "--env", "dev", "--environments-dir", str(directory)])
+    assert result.exit_code == 2
+    assert result.output == (f"obiam: the AWS credentials in use belong to account {MOTO_ACCOUNT}, but "
+                             f"{directory / 'dev.yaml'} allows only account {other} (account.id); use credentials "
+                             "for that account (e.g. its AWS_PROFILE)\n")
+    assert mocked.client("s3").list_buckets()["Buckets"] == []  # bootstrap-state created nothing
 
 
 # --- verify ------------------------------------------------------------------------------------
@@ -318,8 +378,8 @@ def deploy(session: Any, env: Environment, *, multi_az: bool = True, sticky: boo
     for zone in mount_zones:
         efs.create_mount_target(FileSystemId=fs, SubnetId=subnets[zone])
     if directory:
-        session.client("ds").create_directory(
-            Name=env.config.directory.name, Password="Passw0rd!Passw0rd", Size="Small",
+        session.client("ds").create_microsoft_ad(
+            Name=env.config.directory.name, Password="Passw0rd!Passw0rd", Edition="Standard",
             VpcSettings={"VpcId": vpc, "SubnetIds": list(subnets.values())})
 
 
@@ -514,7 +574,7 @@ def test_console_script_runs_against_an_aws_compatible_endpoint(moto_server: str
     assert again.stdout.strip().endswith("already in place, nothing changed")
     after = run("preflight", "--env", "dev")
     assert after.returncode == 0, after.stdout + after.stderr
-    assert after.stdout.rstrip().endswith("7 passed, 0 failed")
+    assert after.stdout.rstrip().endswith("8 passed, 0 failed")
 
 
 def test_unreachable_endpoint_is_one_line_and_exit_2(tmp_path: Any) -> None:

@@ -84,12 +84,15 @@ def valid_configs(draw: st.DrawFn) -> dict[str, Any]:
     engine = draw(st.sampled_from(["mysql", "mysql", "postgres", "sqlserver-se", "oracle-se2"]))
     directory = draw(st.sampled_from([{"type": "MicrosoftAD", "edition": "Standard"},
                                       {"type": "MicrosoftAD", "edition": "Enterprise"},
-                                      {"type": "SimpleAD", "size": "Small"}]))
+                                      *([] if production else [{"type": "SimpleAD", "size": "Small"}])]))
+    # Simple AD exists in a few Regions only (obiam/directory_service.py), eu-west-2 not among them.
+    region = "eu-west-1" if directory["type"] == "SimpleAD" else "eu-west-2"
     lower = {} if production else {
         "waf": draw(st.booleans()), "access_logs": draw(st.booleans()),
     }
     config: dict[str, Any] = {
         "tier": tier,
+        "region": region,
         "availability_zone_count": draw(st.integers(2, 4)),
         "network": {"vpc_cidr": draw(st.sampled_from(["10.40.0.0/16", "172.20.0.0/18", "192.168.8.0/22"])),
                     "nat_gateways": draw(st.sampled_from(["per_az", "single"])),
@@ -99,6 +102,8 @@ def valid_configs(draw: st.DrawFn) -> dict[str, Any]:
                   "root_volume_size": draw(st.integers(10, 100)),
                   "jdk": draw(st.sampled_from(["11", "11.0.25"]))},
         "load_balancer": {"internal": draw(st.booleans()),
+                          "certificate_arn": f"arn:aws:acm:{region}:111111111111:certificate/"
+                                             "0b7c2d6e-4a1f-4c3e-9d2b-5e6f7a8b9c0d",
                           **lower},
         "database": {"engine": engine, "jdbc_driver_s3_uri": "s3://example-bank-wso2/driver.jar"},
         "directory": directory,

@@ -60,6 +60,8 @@ class NetworkProps:
     logs_kms_key_arn: str | None = None
     existing: ExistingVpcProps | None = None
     prevent_destroy: bool = True
+    # Service names (com.amazonaws.<region>.<name>) to reach through interface endpoints.
+    interface_endpoints: tuple[str, ...] = INTERFACE_ENDPOINTS
 
 
 def subnet_cidrs(vpc_cidr: str, az_count: int) -> dict[str, list[str]]:
@@ -168,7 +170,7 @@ class Network(Construct):
         VpcSecurityGroupIngressRule(self, "endpoints-https", security_group_id=endpoint_sg,
                                     cidr_ipv4=p.vpc_cidr, ip_protocol="tcp", from_port=443, to_port=443,
                                     description="HTTPS from the VPC")
-        for service in INTERFACE_ENDPOINTS:
+        for service in p.interface_endpoints:
             VpcEndpoint(self, f"{service}-endpoint", vpc_id=vpc_id,
                         service_name=f"com.amazonaws.{p.region}.{service}", vpc_endpoint_type="Interface",
                         private_dns_enabled=True, subnet_ids=self.app_subnet_ids,

@@ -6,7 +6,7 @@ from typing import Any
 
 import boto3
 
-from obiam import instance_types
+from obiam import directory_service, instance_types
 from obiam.environments import Environment
 from obiam.ops.aws import client, lookup
 from obiam.ops.output import Check
@@ -24,6 +24,33 @@ def _pack_check(s3: Any, uri: str, pinned: str) -> Check:
         return Check("product pack", False, f"{uri} has SHA-256 {found.sha256}, but product.pack_sha256 pins "
                                             f"{pinned}; nodes would refuse it ({how})")
     return Check("product pack", True, f"{uri} matches product.pack_sha256 ({how})")
+
+
+def _directory_check(aws: boto3.session.Session, environment: Environment, region: str) -> Check:
+    """The directory type exists in the region, the account has room for one more, and Simple AD's
+    VPC (an existing one; the toolkit's own leaves them out) has none of the endpoints it forbids."""
+    config = environment.config
+    kind = config.directory.type
+    if kind == "SimpleAD" and not directory_service.simple_ad_offered_in(region):
+        return Check("directory", False, f"AWS does not offer Simple AD in {region}")
+    limits = client(aws, "ds", region).get_directory_limits()["DirectoryLimits"]
+    prefix = "CloudOnlyMicrosoftAD" if kind == "MicrosoftAD" else "CloudOnlyDirectories"
+    if limits[f"{prefix}LimitReached"]:
+        return Check("directory", False, f"the account has {limits[f'{prefix}CurrentCount']} of its "
+                                         f"{limits[f'{prefix}Limit']} {kind} directories in {region}: ask AWS for more")
+    existing = config.network.existing_vpc
+    if kind == "SimpleAD" and existing is not None:
+        endpoints = client(aws, "ec2", region).describe_vpc_endpoints(
+            Filters=[{"Name": "vpc-id", "Values": [existing.vpc_id]}])["VpcEndpoints"]
+        # Gone or going endpoints (deleted, deleting, rejected, failed, expired) no longer count.
+        forbidden = sorted({e["ServiceName"] for e in endpoints
+                            if e["ServiceName"].rsplit(".", 1)[-1] in directory_service.SIMPLE_AD_FORBIDDEN_ENDPOINTS
+                            and e.get("State", "available").lower() in ("available", "pending", "pendingacceptance")})
+        if forbidden:
+            return Check("directory", False, f"{existing.vpc_id} has endpoints Simple AD's prerequisites forbid: "
+                                             f"{', '.join(forbidden)}")
+    return Check("directory", True, f"{kind} offered in {region}; {limits[f'{prefix}CurrentCount']} of "
+                                    f"{limits[f'{prefix}Limit']} in use")
 
 
 def preflight(aws: boto3.session.Session, environment: Environment, region: str) -> list[Check]:
@@ -89,6 +116,8 @@ def preflight(aws: boto3.session.Session, environment: Environment, region: str)
                       missing={"404", "NoSuchKey", "NoSuchBucket", "NotFound"})
         checks.append(Check("JDBC driver", head is not None,
                             f"{uri} ({head['ContentLength']} bytes)" if head else f"{uri} not found"))
+
+    checks.append(_directory_check(aws, environment, region))
 
     state = config.state
     state_s3 = client(aws, "s3", config.state_region)
