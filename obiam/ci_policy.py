@@ -21,7 +21,6 @@ backend's permissions: developer.hashicorp.com/terraform/language/backend/s3 ("P
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -48,7 +47,6 @@ SERVICES: tuple[tuple[str, str], ...] = (
 )
 # Data sources answered from the provider's own tables, without an API call.
 NO_API = frozenset({"aws_elb_service_account", "aws_partition", "aws_iam_policy_document"})
-_ACCOUNT = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:(\d{12}):")
 
 
 class PolicyError(Exception):
@@ -56,15 +54,8 @@ class PolicyError(Exception):
 
 
 def account_id(environment: Environment) -> str:
-    """The environment's AWS account. Until environment files carry `account.id`, the account
-    of its ACM certificate (an ALB can only use a certificate of its own account)."""
-    account = getattr(environment.config, "account", None)
-    if account is not None and getattr(account, "id", None):
-        return str(account.id)
-    match = _ACCOUNT.match(environment.config.load_balancer.certificate_arn)
-    if not match:
-        raise PolicyError(f"{environment.source}: load_balancer.certificate_arn names no 12-digit account")
-    return match.group(1)
+    """The environment's AWS account (`account.id`, the one the provider accepts)."""
+    return environment.config.account.id
 
 
 def services(stack: dict[str, Any]) -> list[str]:
