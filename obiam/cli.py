@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from obiam import ephemeral
+from obiam import ci_policy, ephemeral, plan_artifact
 from obiam.ops.cli import register as register_operations
 from obiam.review.cli import register as register_review
 
@@ -32,6 +32,8 @@ def ephemeral_name(branch: Annotated[str, typer.Option(help="branch or PR ref, e
 
 register_operations(app)
 register_review(app)
+app.add_typer(plan_artifact.app, name="plan-artifact")
+app.command("ci-policy")(ci_policy.ci_policy_command)
 
 
 def main() -> None:

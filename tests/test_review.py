@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from conftest import ROOT, Synth
 from obiam.cli import app
-from obiam.review import diagram, plan_summary, synth_diff
+from obiam.review import diagram, plan_render, plan_summary, synth_diff
 
 PLANS = ROOT / "tests" / "fixtures" / "plans"
 BIN = Path(sys.executable).parent
@@ -56,8 +56,8 @@ def test_replacement_names_the_attributes_that_force_it() -> None:
 
 
 def test_sensitive_values_are_masked_everywhere() -> None:
-    markdown = plan_summary.render_markdown(summary_of("database-replaced.json"))
-    text = plan_summary.render_text(summary_of("database-replaced.json"))
+    markdown = plan_render.render_markdown(summary_of("database-replaced.json"))
+    text = plan_render.render_text(summary_of("database-replaced.json"))
     for output in (markdown, text):
         assert "old-secret-value" not in output and "new-secret-value" not in output
         assert '"password": \\"a\\"' not in output and "password: (sensitive) -> (sensitive)" in output
@@ -65,7 +65,7 @@ def test_sensitive_values_are_masked_everywhere() -> None:
 
 
 def test_stateful_replacement_gets_a_loud_warning() -> None:
-    markdown = plan_summary.render_markdown(summary_of("database-replaced.json"))
+    markdown = plan_render.render_markdown(summary_of("database-replaced.json"))
     assert "> [!CAUTION]" in markdown
     assert ("aws_db_instance.database_instance_D7FC2283 (aws_db_instance) would be REPLACED (destroyed and created "
             "empty) because of engine") in markdown
@@ -77,7 +77,7 @@ def test_module_resources_moves_and_imports_are_understood() -> None:
     assert [c.address for c in summary.dangerous] == ["module.storage.aws_efs_file_system.this"]
     assert [c.moved_from for c in summary.moved] == ["aws_efs_access_point.artifacts_ap-userstores_D383D6A6"]
     assert [c.address for c in summary.imported] == ["aws_cloudwatch_log_group.node-logs_audit_EED5EB8B"]
-    text = plan_summary.render_text(summary)
+    text = plan_render.render_text(summary)
     assert "1 moved, 1 imported" in text
     assert "module.storage.aws_efs_file_system.this (aws_efs_file_system) would be DESTROYED" in text
 
@@ -218,7 +218,7 @@ def actionlint(*paths: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_workflows_pass_actionlint() -> None:
-    assert {p.name for p in WORKFLOWS} == {"pr.yml", "deploy.yml", "ephemeral.yml"}
+    assert {p.name for p in WORKFLOWS} == {"pr.yml", "deploy.yml", "deploy-stack.yml", "drift.yml", "ephemeral.yml"}
     result = actionlint(*WORKFLOWS)
     assert result.returncode == 0, result.stdout
 
@@ -235,7 +235,7 @@ def test_actionlint_catches_script_injection(tmp_path: Path) -> None:
 def test_every_action_is_pinned_to_a_commit() -> None:
     for path in WORKFLOWS:
         for line in path.read_text().splitlines():
-            if "uses:" in line:
+            if "uses:" in line and "uses: ./.github/workflows/" not in line:  # our own reusable workflows
                 assert re.search(r"uses: [\w.-]+/[\w.-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+$", line), f"{path.name}: {line}"
 
 
@@ -246,5 +246,10 @@ def test_workflows_get_aws_access_only_through_oidc_roles() -> None:
         text = path.read_text()
         assert "aws-access-key-id" not in text and "secrets.AWS" not in text
         for name, job in workflow["jobs"].items():
+            if "uses" in job:  # a reusable workflow: its own jobs are checked in its file
+                assert job["uses"].startswith("./.github/workflows/"), f"{path.name}:{name}"
+                continue
             uses_aws = any("configure-aws-credentials" in step.get("uses", "") for step in job["steps"])
             assert uses_aws == (job["permissions"].get("id-token") == "write"), f"{path.name}:{name}"
+            if uses_aws:  # AWS credentials only inside a GitHub environment (the role trusts only that)
+                assert "environment" in job, f"{path.name}:{name}"

@@ -1,7 +1,9 @@
 """The plan-review commands of `obiam`: plan-summary, synth-diff, diagram.
 
 Exit codes: 0 done, 3 with --strict when a stateful resource would be destroyed or
-replaced, 2 the input cannot be read (one line saying why, never a traceback).
+replaced (or, for plans, a check failed), 4 with --strict when a plan errored or is
+incomplete (it is not the change), 2 the input cannot be read (one line saying why, never a
+traceback).
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from typing import Annotated
 
 import typer
 
-from obiam.review import diagram, plan_summary, synth_diff
+from obiam.review import diagram, plan_render, plan_summary, synth_diff
+from obiam.review.stateful import StatefulPolicy
 
 STRICT_FINDINGS = 3
+NOT_THE_CHANGE = 4
 
 
 class Format(StrEnum):
@@ -42,18 +46,57 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
-def plan_summary_command(plan_json: Annotated[Path, typer.Argument(help="output of `terraform show -json`")],
-                         format: FormatOption = Format.markdown, strict: StrictOption = False,
-                         title: Annotated[str, typer.Option(help="heading of the summary")] = "Terraform plan"
-                         ) -> None:
-    """Summarize a Terraform JSON plan for review, stateful deletions and replacements first."""
-    try:
-        summary = plan_summary.summarize(plan_summary.load_plan(plan_json))
-    except plan_summary.PlanError as error:
-        raise _fail(str(error)) from None
-    render = plan_summary.render_markdown if format is Format.markdown else plan_summary.render_text
-    sys.stdout.write(render(summary, title))
-    raise typer.Exit(STRICT_FINDINGS if strict and summary.dangerous else 0)
+class PlanFormat(StrEnum):
+    markdown = "markdown"
+    text = "text"
+    json = "json"
+
+
+def _plan_argument(argument: str) -> tuple[str, Path]:
+    """`STACK=PATH` or `PATH` (named after the file: plan-prod.json and prod/plan.json are `prod`)."""
+    name, sep, path = argument.partition("=")
+    if sep and name and "/" not in name:
+        return name, Path(path)
+    file = Path(argument)
+    stem = file.stem.removeprefix("plan-").removeprefix("plan_")
+    return (file.parent.name or stem) if stem in ("plan", "") else stem, file
+
+
+def plan_summary_command(
+        plans: Annotated[list[str], typer.Argument(help="outputs of `terraform show -json`, each PATH or STACK=PATH")],
+        *,
+        format: Annotated[PlanFormat, typer.Option(help="markdown for PR comments, text for terminals, json for "
+                                                        "machines")] = PlanFormat.markdown,
+        strict: Annotated[bool, typer.Option(help=f"exit {STRICT_FINDINGS} when a stateful resource would be destroyed "
+                                                  f"or replaced or a check failed, {NOT_THE_CHANGE} when a plan "
+                                                  "errored or is incomplete")] = False,
+        title: Annotated[str, typer.Option(help="heading of the summary")] = "Terraform plan",
+        stateful: Annotated[list[str] | None, typer.Option(help="also treat this resource type (fnmatch pattern) as "
+                                                               "holding data; repeatable")] = None,
+        stateless: Annotated[list[str] | None, typer.Option(help="do not treat this resource type (fnmatch pattern) "
+                                                                "as holding data; repeatable")] = None,
+        max_chars: Annotated[int, typer.Option(min=1_000, help="Markdown budget (GitHub refuses comments over "
+                                                               "65,536 characters)")] = plan_render.DEFAULT_BUDGET,
+        artifact: Annotated[str, typer.Option(help="where the whole summary is when the comment is cut")]
+        = "the full summary is in the plan artifact of this run") -> None:
+    """Summarize Terraform JSON plans for review, one section per stack, what can lose data first."""
+    policy = StatefulPolicy(extra=tuple(stateful or ()), exempt=tuple(stateless or ()))
+    summaries = []
+    for argument in plans:
+        name, path = _plan_argument(argument)
+        try:
+            summaries.append(plan_summary.summarize(plan_summary.load_plan(path), name=name, policy=policy))
+        except plan_summary.PlanError as error:
+            raise _fail(str(error)) from None
+    if format is PlanFormat.markdown:
+        sys.stdout.write(plan_render.render_markdown(summaries, title, limit=max_chars, pointer=artifact))
+    elif format is PlanFormat.text:
+        sys.stdout.write(plan_render.render_text(summaries, title))
+    else:
+        sys.stdout.write(plan_render.as_json(summaries))
+    if strict and any(s.not_the_change for s in summaries):
+        raise typer.Exit(NOT_THE_CHANGE)
+    raise typer.Exit(STRICT_FINDINGS if strict and any(s.findings for s in summaries) else 0)
 
 
 def synth_diff_command(base_dir: Annotated[Path, typer.Argument(help="cdktf.out of the base branch")],
