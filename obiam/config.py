@@ -55,10 +55,12 @@ DEFAULT_AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-
 
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
 _ACM_ARN = re.compile(
-    r"^arn:aws(-cn|-us-gov)?:acm:(?P<region>[a-z]{2}(-gov)?-[a-z]+-\d):\d{12}:certificate/"
+    r"^arn:aws(-cn|-us-gov)?:acm:(?P<region>[a-z]{2}(-gov)?-[a-z]+-\d):(?P<account>\d{12}):certificate/"
     r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 )
 # Keys limited to S3's "safe characters": the URI ends up inside the node's boot script.
+_ACCOUNT_ID = re.compile(r"^\d{12}$")
+_ROLE_ARN = re.compile(r"^arn:aws(-cn|-us-gov)?:iam::(?P<account>\d{12}):role/[A-Za-z0-9+=,.@_/-]{1,512}$")
 _S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>[A-Za-z0-9!_.*'()/+=-]+)$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -598,8 +600,31 @@ class EphemeralConfig(Model):
     ttl_hours: Annotated[int, Field(ge=1, le=24 * 14)] = 72
 
 
+class AccountConfig(Model):
+    """The one AWS account the environment lives in. The provider refuses every other
+    (`allowed_account_ids`), and so do `obiam preflight`, `verify` and `bootstrap-state`: a
+    credential mix-up stops at the first API call instead of planning prod into staging."""
+
+    # Quoted in YAML: an unquoted id with a leading zero would be read as a number.
+    id: Annotated[str, _check(_ACCOUNT_ID, "a 12-digit AWS account id, quoted, such as '111111111111'")]
+    # A role in that account for Terraform to assume (the provider's assume_role), e.g. when people
+    # deploy from a tooling account. Unset (the examples): the caller's credentials are used as they
+    # are, which is how CI works: its OIDC step already assumes the plan or deploy role of the stage.
+    assume_role_arn: Annotated[str, _check(_ROLE_ARN, "an IAM role ARN such as "
+                                           "arn:aws:iam::111111111111:role/obiam-deploy")] | None = None
+
+    @model_validator(mode="after")
+    def _role_in_account(self) -> AccountConfig:
+        role = _ROLE_ARN.match(self.assume_role_arn or "")
+        if role and role["account"] != self.id:
+            raise RuleViolations([(("assume_role_arn",), self.assume_role_arn,
+                                   f"allowed: a role in the environment's own account {self.id}")])
+        return self
+
+
 class EnvironmentConfig(Model):
     tier: Literal[TIERS] = "production"  # type: ignore[valid-type]
+    account: AccountConfig
     region: Region = "eu-west-2"
     availability_zone_count: Annotated[int, Field(ge=2, le=6)] = 3
     # Pinned by name so the set never shifts when AWS adds or impairs a zone (which would
@@ -662,10 +687,14 @@ class EnvironmentConfig(Model):
 
     def _placement_problems(self) -> list[Violation]:
         problems: list[Violation] = []
-        cert_region = _ACM_ARN.match(self.load_balancer.certificate_arn)
-        if cert_region and cert_region["region"] != self.region:
+        certificate = _ACM_ARN.match(self.load_balancer.certificate_arn)
+        if certificate and certificate["region"] != self.region:
             problems.append((("load_balancer", "certificate_arn"), self.load_balancer.certificate_arn,
                              f"an ALB can only use an ACM certificate from its own region ({self.region})"))
+        elif certificate and certificate["account"] != self.account.id:
+            problems.append((("load_balancer", "certificate_arn"), self.load_balancer.certificate_arn,
+                             f"an ALB can only use an ACM certificate of its own account ({self.account.id}, "
+                             "account.id)"))
         zones = self.availability_zones
         if zones is not None:
             if len(zones) != self.availability_zone_count or len(set(zones)) != len(zones):

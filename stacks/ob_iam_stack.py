@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from cdktf import S3Backend, TerraformOutput, TerraformStack, Token
 from cdktf_cdktf_provider_aws.data_aws_ssm_parameter import DataAwsSsmParameter
-from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderDefaultTags
+from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderAssumeRole, AwsProviderDefaultTags
 from cdktf_cdktf_provider_random.provider import RandomProvider
 from constructs import Construct
 
@@ -51,13 +51,7 @@ class ObIamStack(TerraformStack):
         config = environment.config
         protection = config.data_protection
 
-        AwsProvider(self, "aws", region=config.region,
-                    default_tags=[AwsProviderDefaultTags(tags=default_tags(environment))])
-        RandomProvider(self, "random")
-        self._remote_state()
-        for name, source in PROVIDER_SOURCES.items():
-            self.add_override(f"terraform.required_providers.{name}.source", source)
-        self.add_override("terraform.required_version", REQUIRED_VERSION)
+        self._providers()
 
         account = account_context(self, config.region)
         retention = config.observability.log_retention_days
@@ -303,6 +297,22 @@ class ObIamStack(TerraformStack):
         }
         for name, (value, description) in outputs.items():
             TerraformOutput(self, name, value=value, description=description)
+
+    def _providers(self) -> None:
+        environment = self.environment
+        config = environment.config
+        # The provider checks the account of the credentials it ends up with (after assume_role)
+        # before it touches anything: a plan with staging's credentials for prod stops there.
+        role = config.account.assume_role_arn
+        AwsProvider(self, "aws", region=config.region, allowed_account_ids=[config.account.id],
+                    assume_role=[AwsProviderAssumeRole(role_arn=role, session_name=f"obiam-{environment.name}")]
+                    if role else None,
+                    default_tags=[AwsProviderDefaultTags(tags=default_tags(environment))])
+        RandomProvider(self, "random")
+        self._remote_state()
+        for name, source in PROVIDER_SOURCES.items():
+            self.add_override(f"terraform.required_providers.{name}.source", source)
+        self.add_override("terraform.required_version", REQUIRED_VERSION)
 
     def _remote_state(self) -> None:
         state = self.environment.config.state

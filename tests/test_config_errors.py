@@ -67,15 +67,26 @@ def test_minimal_file_is_a_production_environment() -> None:
      "environments/prod.yaml: product.pack_sha256"),
     (with_values(databse={"engine": "mysql"}),
      "environments/prod.yaml: databse = {...}: unknown key (did you mean 'database'?); allowed keys in the top "
-     "level: tier, region,"),
+     "level: tier, account, region,"),
     (with_values(nodes={"instance_typ": "m6i.large"}),
      "environments/prod.yaml: nodes.instance_typ = 'm6i.large': unknown key (did you mean 'instance_type'?); "
      "allowed keys in nodes: instance_type,"),
+    ({k: v for k, v in with_values().items() if k != "account"},
+     "environments/prod.yaml: account: required"),
+    (with_values(account={"id": 111111111111}),
+     "environments/prod.yaml: account.id = 111111111111: Input should be a valid string (YAML read 111111111111 "
+     "as a number: quote it"),
+    (with_values(account={"id": "222222222222"}),
+     "environments/prod.yaml: load_balancer.certificate_arn = 'arn:aws:acm:eu-west-2:111111111111:certificate/"),
+    (with_values(account={"id": "111111111111", "assume_role_arn": "arn:aws:iam::222222222222:role/deploy"}),
+     "environments/prod.yaml: account.assume_role_arn = 'arn:aws:iam::222222222222:role/deploy': allowed: a role "
+     "in the environment's own account 111111111111"),
 ], ids=["memory-under-4gib", "unknown-instance-type", "disk-under-10gib", "heap-under-2gib",
         "heap-starves-os", "jdk-1.8.0_151", "prod-single-node", "min-over-max", "desired-outside-range",
         "unknown-db-engine", "malformed-cidr", "malformed-arn", "malformed-s3-uri", "pack-sha256-upper-case",
         "pack-sha256-missing", "unknown-top-level-key",
-        "unknown-nested-key"])
+        "unknown-nested-key", "account-missing", "account-id-not-a-string", "certificate-of-another-account",
+        "role-of-another-account"])
 def test_bad_value_is_reported_with_file_path_value_and_what_is_allowed(data: dict[str, Any], expected: str) -> None:
     found = problems(data)
     assert any(line.startswith(expected) for line in found), "\n".join(found)

@@ -27,6 +27,7 @@ from obiam.ops.verify import verify
 
 REGION = "eu-west-2"
 ZONES = ("eu-west-2a", "eu-west-2b")
+MOTO_ACCOUNT = "123456789012"  # moto's default account: its certificate ARNs and STS identity carry it
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +57,10 @@ def mocked(monkeypatch: pytest.MonkeyPatch, shared_session: boto3.session.Sessio
 
 
 def environment(name: str = "dev", **changes: Any) -> Environment:
-    base = {"tier": "development", "availability_zone_count": 2, "network": {"nat_gateways": "single"},
+    base = {"tier": "development", "account": {"id": MOTO_ACCOUNT}, "availability_zone_count": 2,
+            "load_balancer": {"certificate_arn": f"arn:aws:acm:{REGION}:{MOTO_ACCOUNT}:certificate/"
+                                                 "0b7c2d6e-4a1f-4c3e-9d2b-5e6f7a8b9c0d"},
+            "network": {"nat_gateways": "single"},
             "directory": {"type": "SimpleAD", "size": "Small", "name": "corp.obiam-dev.example.com"},
             "state": {"bucket": "example-bank-tfstate", "lock": "dynamodb", "dynamodb_table": "tf-locks"},
             "data_protection": {"deletion_protection": False, "prevent_destroy": False, "final_snapshot": False}}
@@ -269,8 +273,30 @@ def test_preflight_cli_exits_1_on_a_failed_check_and_prints_plain_text(mocked: A
     (directory / "dev.yaml").write_text(json.dumps(config))
     result = CliRunner().invoke(app, ["preflight", "--env", "dev", "--environments-dir", str(directory)])
     assert result.exit_code == 1
+    assert f"preflight dev (account {MOTO_ACCOUNT}, {REGION})" in result.output
     assert "FAIL  product pack: s3://example-bank-wso2/wso2-obiam-3.0.0.zip not found" in result.output
     assert result.output.rstrip().endswith("6 passed, 1 failed")
+
+
+@pytest.mark.parametrize("command", ["preflight", "verify", "bootstrap-state"])
+def test_a_command_refuses_credentials_of_another_account_before_any_other_call(
+        mocked: Any, tmp_path: Any, command: str) -> None:
+    """The provider's `allowed_account_ids` rule, applied by the operations commands too: nothing is read
+    from, or created in, an account the environment file does not name (terraform-provider-aws
+    website/docs/index.html.markdown: "allowed_account_ids - List of allowed AWS account IDs to prevent
+    you from mistakenly using an incorrect one")."""
+    directory = tmp_path / "environments"
+    directory.mkdir()
+    other = "210987654321"
+    config = environment(account={"id": other}, load_balancer={
+        "certificate_arn": f"arn:aws:acm:{REGION}:{other}:certificate/0b7c2d6e-4a1f-4c3e-9d2b-5e6f7a8b9c0d"})
+    (directory / "dev.yaml").write_text(json.dumps(config.config.model_dump(exclude_none=True)))
+    result = CliRunner().invoke(app, [command, "--env", "dev", "--environments-dir", str(directory)])
+    assert result.exit_code == 2
+    assert result.output == (f"obiam: the AWS credentials in use belong to account {MOTO_ACCOUNT}, but "
+                             f"{directory / 'dev.yaml'} allows only account {other} (account.id); use credentials "
+                             "for that account (e.g. its AWS_PROFILE)\n")
+    assert mocked.client("s3").list_buckets()["Buckets"] == []  # bootstrap-state created nothing
 
 
 # --- verify ------------------------------------------------------------------------------------

@@ -225,6 +225,7 @@ load_balancer:
   certificate_arn: arn:aws:acm:eu-west-2:111111111111:certificate/0b7c2d6e-4a1f-4c3e-9d2b-5e6f7a8b9c0d
 tags: &tags {owner: identity-platform, cost_center: CC-1}
 state: {bucket: example-bank-tfstate}
+account: {id: "111111111111"}
 """
 
 

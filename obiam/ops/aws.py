@@ -42,6 +42,18 @@ def client(aws: boto3.session.Session, service: str, region: str | None = None) 
     return aws.client(service, region_name=region or aws.region_name, config=_RETRIES)
 
 
+def require_account(aws: boto3.session.Session, account_id: str, source: str) -> str:
+    """The credentials' account, if it is the environment's (account.id); else the command stops.
+
+    The same rule as the provider's `allowed_account_ids`, so a read-only check cannot report on
+    (or bootstrap-state create a bucket in) an account the environment does not own."""
+    found = str(client(aws, "sts").get_caller_identity()["Account"])
+    if found != account_id:
+        raise OpsError(f"the AWS credentials in use belong to account {found}, but {source} allows only account "
+                       f"{account_id} (account.id); use credentials for that account (e.g. its AWS_PROFILE)")
+    return found
+
+
 def error_code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 

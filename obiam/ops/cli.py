@@ -68,7 +68,9 @@ def bootstrap_state(env: EnvOption = "prod", region: RegionOption = None,
     def body() -> int:
         environment = _environment(env, None, environments_dir)
         state_region = region or environment.config.state_region
-        changes = ensure_state_backend(aws.session(state_region), environment.config.state, state_region)
+        session = aws.session(state_region)
+        aws.require_account(session, environment.config.account.id, environment.source)
+        changes = ensure_state_backend(session, environment.config.state, state_region)
         target = f"s3://{environment.config.state.bucket} ({state_region})"
         if not changes:
             print(f"{target}: already in place, nothing changed")
@@ -83,8 +85,10 @@ def _checks_command(title: str, checks: Callable[[Any, Environment, str], list[C
     def body() -> int:
         environment = _environment(env, branch, environments_dir)
         where = region or environment.config.region
-        return _report(f"{title} {environment.name} ({where})", checks(aws.session(where), environment, where),
-                       as_json)
+        session = aws.session(where)
+        account = aws.require_account(session, environment.config.account.id, environment.source)
+        return _report(f"{title} {environment.name} (account {account}, {where})",
+                       checks(session, environment, where), as_json)
     _run(body)
 
 
