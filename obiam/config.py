@@ -521,8 +521,8 @@ class DataProtectionConfig(Model):
 
 # A backup vault ARN: arn:<partition>:backup:<region>:<account>:backup-vault:<name> (AWS Backup API
 # Reference, BackupVaultName: letters, digits, - and _, 2-50 characters).
-_BACKUP_VAULT_ARN = re.compile(r"^arn:aws(-cn|-us-gov)?:backup:(?P<region>[a-z]{2}(-gov)?-[a-z]+-\d):(?P<account>\d{12}):"
-                               r"backup-vault:[A-Za-z0-9_-]{2,50}$")
+_BACKUP_VAULT_ARN = re.compile(r"^arn:aws(-cn|-us-gov)?:backup:(?P<region>[a-z]{2}(-gov)?-[a-z]+-\d):"
+                               r"(?P<account>\d{12}):backup-vault:[A-Za-z0-9_-]{2,50}$")
 # AWS Backup schedules at most hourly (Developer Guide, "Backup frequency"); the interval must divide a day
 # so that every day's backups fall at the same hours (cron(0 */N * * ? *)).
 BACKUP_INTERVAL_HOURS = (1, 2, 3, 4, 6, 8, 12, 24)
@@ -781,6 +781,11 @@ class EnvironmentConfig(Model):
             problems.append((("backup", "copy_region"), backup.copy_region,
                              f"is the environment's own region; a copy there does not survive the loss of "
                              f"{self.region}: allowed: another region"))
+        vault = _BACKUP_VAULT_ARN.match(backup.copy_account_vault_arn or "")
+        if vault and vault["account"] == self.account.id:
+            problems.append((("backup", "copy_account_vault_arn"), backup.copy_account_vault_arn,
+                             f"is in the environment's own account {self.account.id}; a copy there does not "
+                             "survive a compromise of that account: allowed: a vault in another account"))
         problems.extend(self._rpo_problems())
         return problems
 
