@@ -540,6 +540,78 @@ class DataProtectionConfig(Model):
     final_snapshot: bool = True
 
 
+# A backup vault ARN: arn:<partition>:backup:<region>:<account>:backup-vault:<name> (AWS Backup API
+# Reference, BackupVaultName: letters, digits, - and _, 2-50 characters).
+_BACKUP_VAULT_ARN = re.compile(r"^arn:aws(-cn|-us-gov)?:backup:(?P<region>[a-z]{2}(-gov)?-[a-z]+-\d):"
+                               r"(?P<account>\d{12}):backup-vault:[A-Za-z0-9_-]{2,50}$")
+# AWS Backup schedules at most hourly (Developer Guide, "Backup frequency"); the interval must divide a day
+# so that every day's backups fall at the same hours (cron(0 */N * * ? *)).
+BACKUP_INTERVAL_HOURS = (1, 2, 3, 4, 6, 8, 12, 24)
+# RDS uploads transaction logs to S3 every 5 minutes, so the latest restorable time of a continuous backup
+# (AWS Backup) or of automated backups (RDS) trails by about 5 minutes (RDS User Guide, "Restoring a DB
+# instance to a specified time").
+RDS_LOG_UPLOAD_MINUTES = 5
+# AWS Backup Vault Lock in compliance mode: ChangeableForDays must be at least 3 (the 72-hour cooling-off
+# period, Backup API Reference, PutBackupVaultLockConfiguration).
+MIN_LOCK_GRACE_DAYS = 3
+
+
+class BackupConfig(Model):
+    """AWS Backup for the stateful tier (database and artifact file system), with stated objectives.
+
+    rpo_hours / rto_hours are the objectives the bank states for the environment; the toolkit refuses a
+    plan that cannot meet the RPO and the README shows the RTO arithmetic.
+    """
+
+    enabled: bool = True
+    rpo_hours: Annotated[int, Field(ge=1, le=720)] = 24
+    rto_hours: Annotated[int, Field(ge=1, le=720)] = 24
+    # A snapshot of every resource each interval (UTC, on the hour), kept retention_days.
+    interval_hours: Literal[BACKUP_INTERVAL_HOURS] = 24  # type: ignore[valid-type]
+    retention_days: Annotated[int, Field(ge=1, le=36500)] = 35
+    # Point-in-time recovery of the database through AWS Backup (continuous backup): RPO of minutes. Its
+    # retention is database.backup_retention_period: AWS Backup takes over the instance's automated-backup
+    # retention, so any other value would make Terraform and AWS Backup undo each other's change.
+    continuous: bool = True
+    # Where every backup is copied (region loss); must differ from the environment's region. Never guessed:
+    # which region may hold a bank's data is a data-residency decision.
+    copy_region: Region | None = None
+    copy_retention_days: Annotated[int, Field(ge=1, le=36500)] | None = None
+    # A vault in another account (account compromise). Cross-account copies need AWS Organizations with
+    # cross-account backup turned on in the management account, and that vault's access policy allowing
+    # backup:CopyIntoBackupVault from this account (README, "Backups and disaster recovery").
+    copy_account_vault_arn: Annotated[str, _check(_BACKUP_VAULT_ARN, "a backup vault ARN, arn:aws:backup:"
+                                                   "<region>:<account>:backup-vault:<name>")] | None = None
+    # Vault Lock on both vaults. governance: recovery points cannot be deleted early nor their retention
+    # cut, but a principal with backup:DeleteBackupVaultLockConfiguration can remove the lock. compliance:
+    # after lock_changeable_for_days nobody (not the root user, not AWS) can remove the lock, delete the
+    # vault or a recovery point before its retention ends; it is irreversible, so it is never a default.
+    lock: Literal["none", "governance", "compliance"] = "governance"
+    lock_changeable_for_days: Annotated[int, Field(ge=MIN_LOCK_GRACE_DAYS, le=36500)] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> BackupConfig:
+        problems: list[Violation] = []
+        if self.lock == "compliance" and self.lock_changeable_for_days is None:
+            problems.append((("lock_changeable_for_days",), None,
+                             "required with lock: compliance: the days (3 or more) during which the lock can "
+                             "still be removed; after them it is immutable (no one can delete the vault or "
+                             "shorten a retention), so the grace period is a decision the file must state"))
+        if self.lock != "compliance" and self.lock_changeable_for_days is not None:
+            problems.append((("lock_changeable_for_days",), self.lock_changeable_for_days,
+                             "only used with lock: compliance (a governance lock can be removed at any time)"))
+        if self.copy_retention_days is not None and self.copy_region is None and self.copy_account_vault_arn is None:
+            problems.append((("copy_retention_days",), self.copy_retention_days,
+                             "only used with copy_region or copy_account_vault_arn"))
+        if problems:
+            raise RuleViolations(problems)
+        return self
+
+    @property
+    def effective_copy_retention_days(self) -> int:
+        return self.copy_retention_days or self.retention_days
+
+
 class ObservabilityConfig(Model):
     log_retention_days: Literal[LOG_RETENTION_DAYS] = 365  # type: ignore[valid-type]
     alarm_email: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$")] | None = None
@@ -590,11 +662,12 @@ class EnvironmentConfig(Model):
     data_protection: DataProtectionConfig = DataProtectionConfig()
     observability: ObservabilityConfig = ObservabilityConfig()
     ephemeral: EphemeralConfig | None = None
+    backup: BackupConfig = BackupConfig()
 
     @model_validator(mode="after")
     def _environment_rules(self) -> EnvironmentConfig:
         problems = [*self._product_problems(), *self._port_problems(), *self._placement_problems(),
-                    *self._tier_problems()]
+                    *self._tier_problems(), *self._backup_problems()]
         if problems:
             raise RuleViolations(problems)
         return self
@@ -723,6 +796,72 @@ class EnvironmentConfig(Model):
             problems.append((("database", "backup_retention_period"), self.database.backup_retention_period,
                              "production keeps at least 7 days of backups"))
         return problems
+
+    def _backup_problems(self) -> list[Violation]:
+        backup = self.backup
+        problems: list[Violation] = []
+        if self.tier == "ephemeral":
+            if backup.enabled:
+                problems.append((("backup", "enabled"), True,
+                                 "ephemeral environments take no backups: one destroy must remove everything, and "
+                                 "a vault holding recovery points (locked ones above all) cannot be destroyed"))
+            return problems
+        if self.tier == "production":
+            if not backup.enabled:
+                problems.append((("backup", "enabled"), False, "must stay true in production"))
+            if backup.copy_region is None:
+                problems.append((("backup", "copy_region"), None,
+                                 "required in production: the region every backup is copied to, so the data "
+                                 "survives the loss of " + self.region + " (choose it for data residency, e.g. "
+                                 "another region of the same jurisdiction)"))
+            if backup.lock == "none":
+                problems.append((("backup", "lock"), "none",
+                                 "production locks its vaults: governance or compliance (README, vault lock)"))
+            if backup.retention_days < 7:
+                problems.append((("backup", "retention_days"), backup.retention_days,
+                                 "production keeps at least 7 days of backups"))
+        if backup.copy_region is not None and backup.copy_region == self.region:
+            problems.append((("backup", "copy_region"), backup.copy_region,
+                             f"is the environment's own region; a copy there does not survive the loss of "
+                             f"{self.region}: allowed: another region"))
+        vault = _BACKUP_VAULT_ARN.match(backup.copy_account_vault_arn or "")
+        if vault and vault["account"] == self.account.id:
+            problems.append((("backup", "copy_account_vault_arn"), backup.copy_account_vault_arn,
+                             f"is in the environment's own account {self.account.id}; a copy there does not "
+                             "survive a compromise of that account: allowed: a vault in another account"))
+        problems.extend(self._rpo_problems())
+        return problems
+
+    def _rpo_problems(self) -> list[Violation]:
+        """Can the backups meet the stated RPO? The worst case of each tier of data decides."""
+        backup = self.backup
+        if not backup.enabled:
+            # Left only with RDS automated backups (PITR, minutes) and EFS's automatic daily backup.
+            if backup.rpo_hours < 24:
+                return [(("backup", "rpo_hours"), backup.rpo_hours,
+                         "cannot be met with backup.enabled: false: the artifact file system then has only "
+                         "EFS's automatic backup, taken once a day (RPO 24 h); enable backup with "
+                         f"interval_hours <= {backup.rpo_hours}, or state rpo_hours: 24 or more")]
+            return []
+        if backup.interval_hours > backup.rpo_hours:
+            continuous = (f"; the database alone would meet it (continuous backup, about {RDS_LOG_UPLOAD_MINUTES} "
+                          "minutes in-region), but snapshots are the only kind of EFS backup and the only kind "
+                          "copied to another region" if backup.continuous else "")
+            return [(("backup", "interval_hours"), backup.interval_hours,
+                     f"a backup every {backup.interval_hours} h cannot meet backup.rpo_hours = {backup.rpo_hours}: "
+                     f"data written just after one backup is lost until the next{continuous}; allowed: one of "
+                     f"{', '.join(str(h) for h in BACKUP_INTERVAL_HOURS if h <= backup.rpo_hours)}")]
+        return []
+
+    @property
+    def backup_lock_min_retention_days(self) -> int:
+        """The vault lock's minimum retention: the shortest retention any recovery point enters the primary
+        vault with (a lock refuses recovery points with less, so it may not be longer)."""
+        backup = self.backup
+        shortest = backup.retention_days
+        if backup.continuous:
+            shortest = min(shortest, self.database.backup_retention_period)
+        return shortest
 
     @property
     def jdk(self) -> str:

@@ -146,6 +146,15 @@ class Names:
         return f"aws-waf-logs-{self.prefix}"
 
     @property
+    def backup_vault(self) -> str:
+        # The same name in the environment's region and in its backup copy region (vault names are regional).
+        return f"{self.prefix}-backups"
+
+    @property
+    def backup_role(self) -> str:
+        return f"{self.prefix}-backup"
+
+    @property
     def cluster_tag_value(self) -> str:
         return self.prefix
 

@@ -14,9 +14,10 @@ from cdktf_cdktf_provider_random.provider import RandomProvider
 from constructs import Construct
 
 from ob_iam.access_log_bucket import AccessLogBucket, AccessLogBucketProps
-from ob_iam.account import account_context
+from ob_iam.account import AccountContext, account_context
 from ob_iam.alarms import Alarms, AlarmsProps
 from ob_iam.artifact_file_system import ArtifactFileSystem, ArtifactFileSystemProps
+from ob_iam.backup import Backup, BackupProps, VaultLockProps
 from ob_iam.database import Database, DatabaseProps
 from ob_iam.directory import Directory, DirectoryProps
 from ob_iam.directory_accounts import DirectoryAccounts, DirectoryAccountsProps
@@ -57,9 +58,13 @@ class ObIamStack(TerraformStack):
 
         # Keys per concern, so that a grant on one (e.g. to CloudWatch Logs) says nothing about the others.
         asg_service_role = autoscaling_service_role(self, "asg-service-role", names.prefix)
+        backup_config = config.backup
+        copy_account = backup_config.copy_account_vault_arn
         data_key = EncryptionKey(self, "data-key", account, EncryptionKeyProps(
             alias=f"{names.prefix}-data", description=f"{names.prefix}: database, artifact file system, secrets",
-            prevent_destroy=protection.prevent_destroy))
+            prevent_destroy=protection.prevent_destroy,
+            # RDS snapshots keep this key, so a copy to another account needs that account to use it.
+            shared_with_accounts=(copy_account.split(":")[4],) if backup_config.enabled and copy_account else ()))
         logs_key = EncryptionKey(self, "logs-key", account, EncryptionKeyProps(
             alias=f"{names.prefix}-logs", description=f"{names.prefix}: CloudWatch log groups and alarm notifications",
             allow_cloudwatch_logs=True, allow_services=("cloudwatch.amazonaws.com",),
@@ -114,7 +119,7 @@ class ObIamStack(TerraformStack):
         artifacts = ArtifactFileSystem(self, "artifacts", ArtifactFileSystemProps(
             name=names.artifact_file_system, vpc_id=network.vpc_id, subnet_ids=network.data_subnet_ids,
             kms_key_arn=data_key.arn, directories=wso2.ARTIFACT_DIRECTORIES, posix_uid=wso2.WSO2_UID,
-            prevent_destroy=protection.prevent_destroy))
+            prevent_destroy=protection.prevent_destroy, automatic_backups=not backup_config.enabled))
 
         db_config = config.database
         engine = database_engines.ENGINES[db_config.engine]
@@ -130,6 +135,9 @@ class ObIamStack(TerraformStack):
             engine_lifecycle_support=db_config.engine_lifecycle_support,
             deletion_protection=protection.deletion_protection, final_snapshot=protection.final_snapshot,
             prevent_destroy=protection.prevent_destroy))
+
+        if backup_config.enabled:
+            self._backup(account, database, artifacts)
 
         dir_config = config.directory
         settings = bootstrap.settings_for(environment)
@@ -232,6 +240,27 @@ class ObIamStack(TerraformStack):
             email=config.observability.alarm_email))
 
         self._outputs(load_balancer, database, artifacts, directory, nodes)
+
+    def _backup(self, account: AccountContext, database: Database, artifacts: ArtifactFileSystem) -> None:
+        config = self.environment.config
+        backup = config.backup
+        lock_mode = None if backup.lock == "none" else backup.lock
+
+        def lock(min_retention_days: int) -> VaultLockProps | None:
+            return None if lock_mode is None else VaultLockProps(
+                mode=lock_mode, min_retention_days=min_retention_days,
+                changeable_for_days=backup.lock_changeable_for_days)
+
+        Backup(self, "backup", account, BackupProps(
+            name_prefix=self.names.prefix, vault_name=self.names.backup_vault, role_name=self.names.backup_role,
+            resource_arns=[database.instance.arn, artifacts.arn], database_arn=database.instance.arn,
+            interval_hours=backup.interval_hours, retention_days=backup.retention_days,
+            continuous_retention_days=config.database.backup_retention_period if backup.continuous else None,
+            copy_region=backup.copy_region, copy_retention_days=backup.effective_copy_retention_days,
+            copy_account_vault_arn=backup.copy_account_vault_arn,
+            lock=lock(config.backup_lock_min_retention_days),
+            copy_lock=lock(backup.effective_copy_retention_days),
+            prevent_destroy=config.data_protection.prevent_destroy))
 
     def _node_permissions(self, *, partition: str, region: str, artifacts: ArtifactFileSystem, runtime_arn: str,
                           secret_arns: list[str], data_key_arn: str, log_group_arns: list[str]) -> list[dict]:

@@ -18,6 +18,8 @@ MINIMAL: dict[str, Any] = {
     },
     "tags": {"owner": "identity-platform", "cost_center": "CC-1"},
     "state": {"bucket": "example-bank-tfstate"},
+    # Production copies its backups to a second region, which is never guessed (data residency).
+    "backup": {"copy_region": "eu-west-1"},
 }
 
 

@@ -337,8 +337,10 @@ def test_a_command_refuses_credentials_of_another_account_before_any_other_call(
 
 def deploy(session: Any, env: Environment, *, multi_az: bool = True, sticky: bool = True, encrypted: bool = True,
            mount_zones: tuple[str, ...] = ZONES, second_zone_node: bool = True, stop_a_node: bool = False,
-           directory: bool = True, capacity: int | None = None, rollout_pending: bool = False) -> None:
-    """Builds in moto what a deploy of `env` leaves behind, under the stack's names."""
+           directory: bool = True, capacity: int | None = None, rollout_pending: bool = False,
+           restored: bool = False) -> None:
+    """Builds in moto what a deploy of `env` leaves behind, under the stack's names; `restored`: around the
+    database and file system a restore made (found by their names, not created)."""
     n = Names(env.name)
     ec2, elb = session.client("ec2"), session.client("elbv2")
     vpc = ec2.create_vpc(CidrBlock="10.40.0.0/16")["Vpc"]["VpcId"]
@@ -375,11 +377,14 @@ def deploy(session: Any, env: Environment, *, multi_az: bool = True, sticky: boo
         first = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[n.autoscaling_group])[
             "AutoScalingGroups"][0]["Instances"][0]["InstanceId"]
         ec2.stop_instances(InstanceIds=[first])
-    session.client("rds").create_db_instance(
-        DBInstanceIdentifier=n.db_instance, Engine="mysql", DBInstanceClass="db.m6i.large", MultiAZ=multi_az,
-        AllocatedStorage=20, MasterUsername="obiam_admin", MasterUserPassword="not-a-real-password-1")
     efs = session.client("efs")
-    fs = efs.create_file_system(CreationToken=n.artifact_file_system, Encrypted=encrypted)["FileSystemId"]
+    if restored:
+        fs = efs.describe_file_systems(CreationToken=n.artifact_file_system)["FileSystems"][0]["FileSystemId"]
+    else:
+        session.client("rds").create_db_instance(
+            DBInstanceIdentifier=n.db_instance, Engine="mysql", DBInstanceClass="db.m6i.large", MultiAZ=multi_az,
+            AllocatedStorage=20, MasterUsername="obiam_admin", MasterUserPassword="not-a-real-password-1")
+        fs = efs.create_file_system(CreationToken=n.artifact_file_system, Encrypted=encrypted)["FileSystemId"]
     for zone in mount_zones:
         efs.create_mount_target(FileSystemId=fs, SubnetId=subnets[zone])
     if directory:

@@ -113,6 +113,9 @@ def valid_configs(draw: st.DrawFn) -> dict[str, Any]:
     }
     if tier == "ephemeral":
         config["ephemeral"] = {"ttl_hours": draw(st.integers(1, 336))}
+        config["backup"] = {"enabled": False}  # one destroy removes a per-branch environment
+    elif not production:
+        config["backup"] = {"enabled": draw(st.booleans())}
     if not production:
         config["observability"] = {"log_retention_days": draw(st.sampled_from([7, 30, 365]))}
         config["database"].update(performance_insights=draw(st.booleans()),

@@ -100,7 +100,9 @@ def test_every_key_rotates_and_no_key_policy_allows_anyone(stack: dict[str, Any]
 
 def test_ebs_key_is_usable_only_by_the_environments_own_autoscaling_role(stack: dict[str, Any]) -> None:
     role = next(iter(resources(stack, "aws_iam_service_linked_role")))
-    uses = [s for s in policy_statements(stack, "aws_kms_key") if s.get("Sid") == "ServiceRolesUse"]
+    ebs_key = {"resource": {"aws_kms_key": {n: k for n, k in resources(stack, "aws_kms_key").items()
+                                            if k["description"].endswith(": node root volumes")}}}
+    uses = [s for s in policy_statements(ebs_key, "aws_kms_key") if s.get("Sid") == "ServiceRolesUse"]
     assert [s["Principal"] for s in uses] == [{"AWS": ["${aws_iam_service_linked_role." + role + ".arn}"]}]
     assert only(stack, "aws_autoscaling_group")["service_linked_role_arn"] == (
         "${aws_iam_service_linked_role." + role + ".arn}")

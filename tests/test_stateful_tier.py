@@ -43,7 +43,12 @@ def test_efs_is_encrypted_with_a_customer_managed_key(stack: dict[str, Any]) -> 
 
 
 def test_efs_backups_are_on(stack: dict[str, Any]) -> None:
-    assert only(stack, "aws_efs_backup_policy")["backup_policy"] == {"status": "ENABLED"}
+    """Either the toolkit's AWS Backup plan selects the file system (and EFS's automatic backups, an
+    unlocked and uncopied second series, are off) or, without that plan, EFS's automatic backups are on."""
+    fs_arn = ref("aws_efs_file_system", name_of(stack, "aws_efs_file_system"), "arn")
+    selected = any(fs_arn in s["resources"] for s in resources(stack, "aws_backup_selection").values())
+    expected = "DISABLED" if selected else "ENABLED"
+    assert only(stack, "aws_efs_backup_policy")["backup_policy"] == {"status": expected}
 
 
 def test_efs_accepts_nfs_from_the_nodes_only(stack: dict[str, Any]) -> None:

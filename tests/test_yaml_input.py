@@ -226,6 +226,7 @@ load_balancer:
 tags: &tags {owner: identity-platform, cost_center: CC-1}
 state: {bucket: example-bank-tfstate}
 account: {id: "111111111111"}
+backup: {copy_region: eu-west-1}
 """
 
 

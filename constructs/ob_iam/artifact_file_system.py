@@ -33,6 +33,10 @@ class ArtifactFileSystemProps:
     directories: tuple[str, ...]
     posix_uid: int
     prevent_destroy: bool = True
+    # EFS's automatic backups (AWS's default plan, daily, 35 days, in the account's automatic-backup vault).
+    # Off when the toolkit's own AWS Backup plan covers the file system: that vault is neither locked nor
+    # copied to another region, so it would only double the cost.
+    automatic_backups: bool = True
 
 
 class ArtifactFileSystem(Construct):
@@ -48,7 +52,8 @@ class ArtifactFileSystem(Construct):
         fs_id = self.file_system_id = fs.id
         self.arn = fs.arn
         EfsBackupPolicy(self, "backups", file_system_id=fs_id,
-                        backup_policy=EfsBackupPolicyBackupPolicy(status="ENABLED"))
+                        backup_policy=EfsBackupPolicyBackupPolicy(
+                            status="ENABLED" if props.automatic_backups else "DISABLED"))
         sg = SecurityGroup(self, "sg", name=f"{props.name}-nfs", vpc_id=props.vpc_id,
                            description="NFS to the artifact file system, from the IAM nodes only",
                            tags={"Name": f"{props.name}-nfs"})

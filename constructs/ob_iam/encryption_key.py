@@ -26,6 +26,12 @@ class EncryptionKeyProps:
     service_role_arns: tuple[str, ...] = field(default_factory=tuple)
     prevent_destroy: bool = True
     deletion_window_in_days: int = 30
+    # Another region than the stack's (provider 6 per-resource `region`), e.g. a backup copy vault's key.
+    region: str | None = None
+    # Other accounts that may use the key through AWS services: AWS Backup copies a snapshot of a resource
+    # it does not fully manage (RDS) to another account only when that account may use the source key
+    # (AWS Backup Developer Guide, "Creating backup copies across AWS accounts").
+    shared_with_accounts: tuple[str, ...] = field(default_factory=tuple)
 
 
 class EncryptionKey(Construct):
@@ -77,14 +83,24 @@ class EncryptionKey(Construct):
                 "Resource": "*",
                 "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}},
             })
+        if props.shared_with_accounts:
+            statements.append({
+                "Sid": "OtherAccountsUseThroughServices",
+                "Effect": "Allow",
+                "Principal": {"AWS": [f"arn:{account.partition}:iam::{other}:root"
+                                      for other in props.shared_with_accounts]},
+                "Action": ["kms:Decrypt", "kms:DescribeKey", "kms:CreateGrant", "kms:GenerateDataKey*",
+                           "kms:ReEncrypt*"],
+                "Resource": "*",
+            })
         self.key = KmsKey(
-            self, "key",
+            self, "key", region=props.region,
             description=props.description,
             enable_key_rotation=True,
             deletion_window_in_days=props.deletion_window_in_days,
             policy=json.dumps({"Version": "2012-10-17", "Statement": statements}),
             lifecycle=TerraformResourceLifecycle(prevent_destroy=props.prevent_destroy),
         )
-        KmsAlias(self, "alias", name=f"alias/{props.alias}", target_key_id=self.key.key_id)
+        KmsAlias(self, "alias", name=f"alias/{props.alias}", target_key_id=self.key.key_id, region=props.region)
         self.arn = self.key.arn
         self.key_id = self.key.key_id

@@ -6,7 +6,9 @@ failed, 2 the command could not run (bad config, credentials, permissions, endpo
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,7 +17,8 @@ import typer
 
 from obiam import ephemeral, node_config
 from obiam.environments import EPHEMERAL_TEMPLATE, ConfigError, Environment, load_environment
-from obiam.ops import aws, pack_s3, reap
+from obiam.naming import Names
+from obiam.ops import aws, pack_s3, reap, restore
 from obiam.ops.output import Check, all_passed, print_checks
 from obiam.ops.preflight import preflight
 from obiam.ops.rollout import rollout
@@ -178,6 +181,93 @@ def node_config_command(
     _run(body)
 
 
+ToEnvOption = Annotated[str, typer.Option("--to-env", help="the fresh environment to restore into "
+                                                         "(environments/<name>.yaml; never the source)")]
+PointInTimeOption = Annotated[str | None, typer.Option(
+    "--point-in-time", help="restore the data as it was at this time (ISO 8601 with a zone, e.g. "
+                            "2026-03-01T09:30:00Z; default: the latest restorable)")]
+SubnetGroupOption = Annotated[str | None, typer.Option(
+    "--db-subnet-group", help="DB subnet group for the restored database (default: the target stack's, "
+                              "obiam-<to-env>-db, deployed first; see README, Restore)")]
+
+
+def _point_in_time(value: str | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"--point-in-time {value!r}: allowed: an ISO 8601 time with a zone, e.g. "
+                         "2026-03-01T09:30:00Z") from None
+    if moment.tzinfo is None:
+        raise ValueError(f"--point-in-time {value!r}: give the zone (e.g. a trailing Z for UTC): backup times are UTC")
+    return moment.astimezone(dt.UTC)
+
+
+def _start_restore(env: str, to_env: str, point_in_time: str | None, db_subnet_group: str | None,
+                   environments_dir: Path) -> tuple[Any, restore.Plan, restore.Started]:
+    moment = _point_in_time(point_in_time)
+    source = _environment(env, None, environments_dir)
+    target = _environment(to_env, None, environments_dir)
+    if source.config.account.id != target.config.account.id:
+        raise ValueError(f"{target.source}: account {target.config.account.id} is not {source.name}'s "
+                         f"({source.config.account.id}); a restore reads the source's own vaults in its account "
+                         "(restoring from the second account's vault is a step of the runbook, README)")
+    session = aws.session(target.config.region)
+    aws.require_account(session, target.config.account.id, target.source)
+    plan = restore.plan_restore(session, source, target, moment)
+    for line in plan.describe():
+        print(f"restore {line}")
+    subnet_group = db_subnet_group or Names(target.name).db_instance
+    started = restore.start_restore(session, plan, db_subnet_group=subnet_group)
+    print(f"started: database {started.database_identifier}, file-system restore job {started.restore_job_id}")
+    return session, plan, started
+
+
+def restore_command(*, to_env: ToEnvOption, env: EnvOption = "prod", point_in_time: PointInTimeOption = None,
+                    db_subnet_group: SubnetGroupOption = None,
+                    environments_dir: DirOption = Path("environments")) -> None:
+    """Restore the database and artifact file system of --env into the fresh environment --to-env."""
+    def body() -> int:
+        _start_restore(env, to_env, point_in_time, db_subnet_group, environments_dir)
+        print(f"then: deploy {to_env} around them (README, Restore) and run obiam verify --env {to_env}")
+        return 0
+    _run(body)
+
+
+def restore_test_command(
+        *, to_env: ToEnvOption, env: EnvOption = "prod", point_in_time: PointInTimeOption = None,
+        db_subnet_group: SubnetGroupOption = None, environments_dir: DirOption = Path("environments"),
+        timeout_minutes: Annotated[int, typer.Option(help="how long to wait for the restores")] = 180,
+        as_json: JsonOption = False) -> None:
+    """Rehearse a restore end to end: restore --env into --to-env, wait, deploy --to-env, then verify it."""
+    def body() -> int:
+        started_at = time.monotonic()
+        session, plan, started = _start_restore(env, to_env, point_in_time, db_subnet_group, environments_dir)
+        problems = restore.wait_for_restore(session, plan, started, timeout_seconds=timeout_minutes * 60)
+        restored_after = time.monotonic() - started_at
+        if problems:
+            for problem in problems:
+                print(f"obiam restore-test: {problem}", file=sys.stderr)
+            return 1
+        print(f"restored in {restored_after / 60:.1f} min; deploying {to_env}: {' '.join(deploy_command(to_env))}",
+              flush=True)
+        if reap.run_command(deploy_command(to_env), {}) != 0:
+            print(f"obiam restore-test: deploying {to_env} failed", file=sys.stderr)
+            return 1
+        checks = verify(session, plan.target, plan.region)
+        elapsed = (time.monotonic() - started_at) / 60
+        rto = plan.source.config.backup.rto_hours * 60
+        checks.append(Check("recovery time", elapsed <= rto,
+                            f"{elapsed:.1f} min from start to verified, objective {rto} min (backup.rto_hours)"))
+        return _report(f"restore-test {env} -> {to_env} ({plan.region})", checks, as_json)
+    _run(body)
+
+
+def deploy_command(environment: str) -> list[str]:
+    return ["npx", "cdktf", "deploy", environment, "--auto-approve"]
+
+
 pack_app = typer.Typer(no_args_is_help=True, help="The OB IAM product pack: build it from WSO2's downloads, "
                                                   "verify it, upload it where an environment expects it.")
 
@@ -286,3 +376,5 @@ def register(app: typer.Typer) -> None:
     app.command("verify")(verify_command)
     app.command("rollout")(rollout_command)
     app.command("reap")(reap_command)
+    app.command("restore")(restore_command)
+    app.command("restore-test")(restore_test_command)
