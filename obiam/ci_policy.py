@@ -43,7 +43,7 @@ SERVICES: tuple[tuple[str, str], ...] = (
     ("aws_subnet", "ec2"), ("aws_route", "ec2"), ("aws_nat_gateway", "ec2"), ("aws_eip", "ec2"),
     ("aws_internet_gateway", "ec2"), ("aws_security_group", "ec2"), ("aws_default_security_group", "ec2"),
     ("aws_flow_log", "ec2"), ("aws_network_", "ec2"), ("aws_instance", "ec2"), ("aws_ebs_", "ec2"),
-    ("aws_dynamodb_", "dynamodb"),
+    ("aws_dynamodb_", "dynamodb"), ("aws_backup_", "backup"),
 )
 # Data sources answered from the provider's own tables, without an API call.
 NO_API = frozenset({"aws_elb_service_account", "aws_partition", "aws_iam_policy_document"})
@@ -130,14 +130,23 @@ def plan_policy(environment: Environment, stack: dict[str, Any]) -> dict[str, An
     ]}
 
 
+def stack_regions(environment: Environment, stack: dict[str, Any]) -> list[str]:
+    """The environment's region plus any a resource names itself (provider 6's per-resource `region`,
+    e.g. the backup copy vault in a second region)."""
+    named = {resource["region"] for resources in (stack.get("resource") or {}).values()
+             for resource in resources.values() if isinstance(resource.get("region"), str)}
+    return sorted({environment.config.region, *named})
+
+
 def deploy_policy(environment: Environment, stack: dict[str, Any]) -> dict[str, Any]:
-    account, region = account_id(environment), environment.config.region
+    account = account_id(environment)
+    regions = stack_regions(environment, stack)
     regional = [s for s in services(stack) if s not in ("iam", "sts")]
     prefix = Names(environment.name).prefix
     return {"Version": "2012-10-17", "Statement": [
         *_state(environment, write=True),
         {"Sid": "ManageTheStack", "Effect": "Allow", "Action": [f"{s}:*" for s in regional], "Resource": "*",
-         "Condition": {"StringEquals": {"aws:RequestedRegion": region}}},
+         "Condition": {"StringEquals": {"aws:RequestedRegion": regions}}},
         {"Sid": "GlobalReads", "Effect": "Allow", "Action": ["iam:Get*", "iam:List*", "sts:GetCallerIdentity"],
          "Resource": "*"},
         {"Sid": "OwnRolesOnly", "Effect": "Allow", "Action": ["iam:*Role*", "iam:*InstanceProfile*",

@@ -216,18 +216,7 @@ class ObIamStack(TerraformStack):
         artifacts.allow_client(nodes.role_arn)
         nodes.boot_after(*artifacts.ready)
 
-        allow(self, "alb-to-nodes", source_security_group_id=load_balancer.security_group_id,
-              target_security_group_id=nodes.security_group_id, port=config.product.https_port,
-              description="ALB to the WSO2 HTTPS servlet port (requests and health checks)")
-        allow(self, "nodes-to-efs", source_security_group_id=nodes.security_group_id,
-              target_security_group_id=artifacts.security_group_id, port=2049,
-              description="NFS over TLS to the shared runtime artifacts")
-        allow(self, "nodes-to-db", source_security_group_id=nodes.security_group_id,
-              target_security_group_id=database.security_group_id, port=db_config.port,
-              description=f"{db_config.engine} from the WSO2 nodes")
-        allow(self, "nodes-to-directory", source_security_group_id=nodes.security_group_id,
-              target_security_group_id=directory.security_group_id, port=389,
-              description="LDAP user store", target_accepts=False)
+        self._connections(load_balancer, nodes, artifacts, database, directory)
 
         Alarms(self, "alarms", AlarmsProps(
             name_prefix=names.prefix, kms_key_arn=logs_key.arn,
@@ -240,6 +229,22 @@ class ObIamStack(TerraformStack):
             email=config.observability.alarm_email))
 
         self._outputs(load_balancer, database, artifacts, directory, nodes)
+
+    def _connections(self, load_balancer: LoadBalancer, nodes: NodeGroup, artifacts: ArtifactFileSystem,
+                     database: Database, directory: Directory) -> None:
+        config = self.environment.config
+        allow(self, "alb-to-nodes", source_security_group_id=load_balancer.security_group_id,
+              target_security_group_id=nodes.security_group_id, port=config.product.https_port,
+              description="ALB to the WSO2 HTTPS servlet port (requests and health checks)")
+        allow(self, "nodes-to-efs", source_security_group_id=nodes.security_group_id,
+              target_security_group_id=artifacts.security_group_id, port=2049,
+              description="NFS over TLS to the shared runtime artifacts")
+        allow(self, "nodes-to-db", source_security_group_id=nodes.security_group_id,
+              target_security_group_id=database.security_group_id, port=config.database.port,
+              description=f"{config.database.engine} from the WSO2 nodes")
+        allow(self, "nodes-to-directory", source_security_group_id=nodes.security_group_id,
+              target_security_group_id=directory.security_group_id, port=389,
+              description="LDAP user store", target_accepts=False)
 
     def _backup(self, account: AccountContext, database: Database, artifacts: ArtifactFileSystem) -> None:
         config = self.environment.config

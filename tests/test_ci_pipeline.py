@@ -268,6 +268,9 @@ def test_each_environment_has_a_read_only_plan_role_and_its_own_deploy_role(synt
     assert deploy["trust"]["Statement"][0]["Condition"]["StringEquals"][
         "token.actions.githubusercontent.com:sub"] == [f"repo:bank/obiam:environment:{deploy_env}"]
     assert statements(deploy["policy"])["PassOwnRolesOnly"]["Effect"] == "Deny"
+    # The deploy role acts in the environment's region and, for its backup copies, the copy region only.
+    regions = statements(deploy["policy"])["ManageTheStack"]["Condition"]["StringEquals"]["aws:RequestedRegion"]
+    assert regions == sorted({environment.config.region, environment.config.backup.copy_region or ""} - {""})
     # IAM quota: a managed policy is at most 6,144 characters, whitespace not counted.
     for role in (plan, deploy):
         assert len(json.dumps(role["policy"], separators=(",", ":"))) <= 6144

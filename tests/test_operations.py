@@ -174,6 +174,7 @@ def test_preflight_passes_on_a_ready_account(mocked: Any) -> None:
 
 def simple_ad_environment(**changes: Any) -> Environment:
     return environment(region="eu-west-1", directory={"type": "SimpleAD", "size": "Small", "name": "corp.example.com"},
+                       backup={"copy_region": "eu-west-2"},
                        load_balancer={"certificate_arn": f"arn:aws:acm:eu-west-1:{MOTO_ACCOUNT}:certificate/"
                                                          "0b7c2d6e-4a1f-4c3e-9d2b-5e6f7a8b9c0d"}, **changes)
 
