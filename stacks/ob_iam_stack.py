@@ -74,7 +74,7 @@ class ObIamStack(TerraformStack):
             service_role_arns=(asg_service_role.arn,), prevent_destroy=protection.prevent_destroy))
 
         existing = config.network.existing_vpc
-        network = Network(self, "network", NetworkProps(
+        network = Network(self, "network", account, NetworkProps(
             name_prefix=names.prefix, region=config.region, availability_zones=tuple(config.zone_names),
             vpc_cidr=config.network.cidr, nat_gateway_per_az=config.network.nat_gateways == "per_az",
             flow_logs=config.network.flow_logs, flow_log_group_name=names.log_group("vpc-flow-logs"),
@@ -141,7 +141,7 @@ class ObIamStack(TerraformStack):
 
         dir_config = config.directory
         settings = bootstrap.settings_for(environment)
-        directory = Directory(self, "directory", account, DirectoryProps(
+        directory = Directory(self, "directory", DirectoryProps(
             name=dir_config.name, short_name=dir_config.netbios_name, type=dir_config.type,
             edition=dir_config.effective_edition,
             size=dir_config.effective_size if dir_config.type == "SimpleAD" else None,

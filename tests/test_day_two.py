@@ -6,6 +6,7 @@ synthesized JSON or validate configs; no test here synthesizes on its own (about
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from typing import Any
 
@@ -220,3 +221,35 @@ def test_access_logging_is_switched_on_only_after_the_bucket_lets_elb_write(synt
               *_address(stack, "aws_s3_bucket_public_access_block", "alb-logs_"),
               *_address(stack, "aws_s3_bucket_ownership_controls", "alb-logs_")]
     assert len(needed) == 3 and sorted(alb["depends_on"]) == sorted(needed)
+
+
+# --- service roles and resource policies as AWS documents them -----------------------------------
+
+def _policy_of(stack: dict[str, Any], resource_type: str, name_start: str, field: str) -> dict[str, Any]:
+    (found,) = [r for n, r in stack["resource"][resource_type].items() if n.startswith(name_start)]
+    return dict(json.loads(found[field]))
+
+
+def test_directory_log_forwarding_uses_the_statement_aws_documents(synth: Synth) -> None:
+    """Directory Service Admin Guide, "Enable log forwarding": ds.amazonaws.com may CreateLogStream and
+    PutLogEvents on the group, with no condition; an aws:SourceAccount condition Directory Service is not
+    documented to send could drop the security logs silently (aws-apply-review R2)."""
+    policy = _policy_of(synth.stack("prod"), "aws_cloudwatch_log_resource_policy", "directory_", "policy_document")
+    (statement,) = policy["Statement"]
+    assert statement["Principal"] == {"Service": "ds.amazonaws.com"}
+    assert statement["Action"] == ["logs:CreateLogStream", "logs:PutLogEvents"]
+    assert "Condition" not in statement and statement["Resource"].endswith(":*")
+
+
+def test_the_flow_log_role_has_the_documented_permissions_and_confused_deputy_conditions(synth: Synth) -> None:
+    """Amazon VPC User Guide, "IAM role for publishing flow logs to CloudWatch Logs": DescribeLogGroups
+    besides the stream writes, and a trust policy limited by aws:SourceAccount and aws:SourceArn
+    (aws-apply-review R3)."""
+    stack = synth.stack("prod")
+    trust = _policy_of(stack, "aws_iam_role", "network_flow-logs-role_", "assume_role_policy")["Statement"][0]
+    assert trust["Condition"]["StringEquals"]["aws:SourceAccount"].startswith("${data.aws_caller_identity.")
+    assert ":vpc-flow-log/*" in trust["Condition"]["ArnLike"]["aws:SourceArn"]
+    actions = {action for statement in _policy_of(stack, "aws_iam_role_policy", "network_flow-logs-write_",
+                                                  "policy")["Statement"]
+               for action in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])}
+    assert actions == {"logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams", "logs:DescribeLogGroups"}

@@ -31,6 +31,8 @@ from cdktf_cdktf_provider_aws.vpc_endpoint import VpcEndpoint
 from cdktf_cdktf_provider_aws.vpc_security_group_ingress_rule import VpcSecurityGroupIngressRule
 from constructs import Construct
 
+from ob_iam.account import AccountContext
+
 TIERS = ("public", "app", "data")
 # What the nodes call without leaving the VPC: SSM (boot config, Session Manager instead of
 # SSH), Secrets Manager (DB and directory credentials), CloudWatch Logs, and EC2 (cluster
@@ -85,9 +87,10 @@ class Network(Construct):
     data_subnet_ids: list[str]
     availability_zones: list[str]
 
-    def __init__(self, scope: Construct, id_: str, props: NetworkProps):
+    def __init__(self, scope: Construct, id_: str, account: AccountContext, props: NetworkProps):
         super().__init__(scope, id_)
         self.props = props
+        self.account = account
         if props.existing is not None:
             self._use_existing(props.existing)
         else:
@@ -183,14 +186,25 @@ class Network(Construct):
         group_arn = CloudwatchLogGroup(self, "flow-logs", name=p.flow_log_group_name,
                                        retention_in_days=p.log_retention_days, kms_key_id=p.logs_kms_key_arn,
                                        lifecycle=TerraformResourceLifecycle(prevent_destroy=p.prevent_destroy)).arn
+        account = self.account
+        # Amazon VPC User Guide, "IAM role for publishing flow logs to CloudWatch Logs": the service
+        # assumes the role only for flow logs of this account (confused-deputy conditions), and
+        # describes log groups before it writes ("Access error" on the flow log otherwise).
         role = IamRole(self, "flow-logs-role", name=f"{p.name_prefix}-flow-logs",
                        assume_role_policy=json.dumps({"Version": "2012-10-17", "Statement": [{
                            "Effect": "Allow", "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
-                           "Action": "sts:AssumeRole"}]}))
+                           "Action": "sts:AssumeRole",
+                           "Condition": {
+                               "StringEquals": {"aws:SourceAccount": account.account_id},
+                               "ArnLike": {"aws:SourceArn": f"arn:{account.partition}:ec2:{p.region}:"
+                                                            f"{account.account_id}:vpc-flow-log/*"}}}]}))
         IamRolePolicy(self, "flow-logs-write", role=role.id, name="write-flow-logs",
-                      policy=json.dumps({"Version": "2012-10-17", "Statement": [{
-                          "Effect": "Allow",
-                          "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-                          "Resource": f"{group_arn}:*"}]}))
+                      policy=json.dumps({"Version": "2012-10-17", "Statement": [
+                          {"Effect": "Allow",
+                           "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                           "Resource": f"{group_arn}:*"},
+                          {"Effect": "Allow", "Action": "logs:DescribeLogGroups",
+                           "Resource": f"arn:{account.partition}:logs:{p.region}:{account.account_id}:log-group:*"},
+                      ]}))
         FlowLog(self, "flow-log", vpc_id=vpc_id, traffic_type="ALL", log_destination_type="cloud-watch-logs",
                 log_destination=group_arn, iam_role_arn=role.arn, max_aggregation_interval=60)
