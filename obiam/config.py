@@ -216,14 +216,28 @@ class NetworkConfig(Model):
 
 
 class AmiConfig(Model):
+    """The node image. Pinned (`id`), a new Amazon Linux image reaches the nodes only through a reviewed
+    change of this line: `obiam ami latest --env ENV` prints the newest image of `ssm_parameter` and the
+    line to write. `floating: true` instead resolves `ssm_parameter` at every plan, so every image AWS
+    publishes makes a new launch template version on the next apply, whatever that apply was for."""
+
     id: Annotated[str, _check(_AMI_ID, "an AMI id such as ami-0123456789abcdef0")] | None = None
-    ssm_parameter: Annotated[str, _check(_PARAMETER_NAME, "an SSM parameter name starting with /")] | None = None
+    floating: bool = False
+    # Where newer images are published (Amazon Linux 2023's public parameter by default).
+    ssm_parameter: Annotated[str, _check(_PARAMETER_NAME, "an SSM parameter name starting with /")] = (
+        DEFAULT_AMI_PARAMETER)
 
     @model_validator(mode="after")
-    def _exactly_one(self) -> AmiConfig:
-        if (self.id is None) == (self.ssm_parameter is None):
-            raise RuleViolations([((), None, "give exactly one of `id` or `ssm_parameter`")])
+    def _pinned_or_floating_on_purpose(self) -> AmiConfig:
+        if self.id is not None and self.floating:
+            raise RuleViolations([(("floating",), True, "a pinned id never floats; remove one of id or floating")])
+        if self.id is None and not self.floating:
+            raise RuleViolations([(("id",), None, AMI_UNPINNED)])
         return self
+
+
+AMI_UNPINNED = ("required: pin the node image (`obiam ami latest --env <env>` prints the newest and the line to "
+                "write), or set floating: true to take the newest image at every plan")
 
 
 class ClusteringConfig(Model):
@@ -281,7 +295,7 @@ class NodesConfig(Model):
     root_volume_size: Annotated[int, Field(le=1024)] = 20
     jvm_heap_mib: int = 2048
     jdk: str | None = None
-    ami: AmiConfig = AmiConfig(ssm_parameter=DEFAULT_AMI_PARAMETER)
+    ami: AmiConfig | None = None
     # WSO2 OB IAM takes minutes to start (pack unzip, DB migrations, Hazelcast join).
     health_check_grace_period: Annotated[int, Field(ge=600, le=7200)] = 900
     instance_refresh_min_healthy_percentage: Annotated[int, Field(ge=50, le=100)] = 100
@@ -319,6 +333,7 @@ class NodesConfig(Model):
                              f"allowed: between min_size ({self.min_size}) and max_size ({self.max_size})"))
         if self.jdk is not None:
             problems.extend(_jdk_problems(self.jdk))
+
         if problems:
             raise RuleViolations(problems)
         return self
@@ -674,6 +689,8 @@ class EnvironmentConfig(Model):
 
     def _product_problems(self) -> list[Violation]:
         problems: list[Violation] = []
+        if self.nodes.ami is None:
+            problems.append((("nodes", "ami", "id"), None, AMI_UNPINNED))
         jdk = self.nodes.jdk
         if jdk is not None and _JDK.match(jdk):
             supported = PRODUCT_JDKS[self.product.version]

@@ -182,7 +182,8 @@ class ObIamStack(TerraformStack):
 
         nodes_config = config.nodes
         ami = nodes_config.ami
-        image_id = ami.id or DataAwsSsmParameter(self, "ami", name=ami.ssm_parameter or "").insecure_value
+        assert ami is not None  # config requires it
+        image_id = ami.id or DataAwsSsmParameter(self, "ami", name=ami.ssm_parameter).insecure_value
         instance_tags = {
             **default_tags(environment),
             "Name": names.autoscaling_group,

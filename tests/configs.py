@@ -7,6 +7,7 @@ from typing import Any
 
 MINIMAL: dict[str, Any] = {
     "account": {"id": "111111111111"},
+    "nodes": {"ami": {"id": "ami-0e5df6fd7455a69b3"}},
     "product": {"pack_s3_uri": "s3://example-bank-wso2/wso2-obiam-3.0.0.zip",
                 "pack_sha256": "16d67b308763cb50b7fad336e8507680377c6ff6e36462ed9d82f60e97a8f509",
                 "api_manager": {"hostname": "apim.bank.example.com"}},

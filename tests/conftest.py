@@ -141,7 +141,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
                           "load_balancer": {"certificate_arn": "arn:aws:acm:eu-west-1:333333333333:certificate/"
                                                                "2d9e4f80-6c3b-4e50-9f4d-708192a3b4c5"}}),
     "aws-discovery": ("dev", {"product": {"clustering": {"membership_scheme": "aws"}},
-                              "nodes": {"metadata_http_tokens": "optional"},
+                              "nodes": {"metadata_http_tokens": "optional", "ami": {"floating": True}},
                               "load_balancer": {"internal": True}}),
 }
 

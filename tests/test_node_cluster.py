@@ -263,7 +263,17 @@ def test_nodes_run_with_an_instance_profile(stack: dict[str, Any]) -> None:
         "aws_iam_instance_profile", profile_name, "arn")
 
 
-def test_ami_comes_from_the_configured_ssm_parameter(stack: dict[str, Any]) -> None:
+def test_the_node_image_is_the_pinned_one(stack: dict[str, Any], synth: Synth) -> None:
+    """A new Amazon Linux image must not roll the fleet on the next unrelated apply (aws-apply-review
+    finding 5): the image is the config's pinned id, never looked up at plan time."""
+    ami = synth.environments[stack["//"]["metadata"]["stackName"]].config.nodes.ami
+    assert ami is not None and ami.id is not None
+    assert only(stack, "aws_launch_template")["image_id"] == ami.id
+    assert "aws_ssm_parameter" not in stack.get("data", {})
+
+
+def test_a_floating_image_is_resolved_from_the_configured_ssm_parameter(variants: dict[str, dict[str, Any]]) -> None:
+    stack = variants["aws-discovery"]  # nodes.ami.floating: true
     parameter = stack["data"]["aws_ssm_parameter"]["ami"]
     assert parameter["name"] == "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
     assert only(stack, "aws_launch_template")["image_id"] == "${data.aws_ssm_parameter.ami.insecure_value}"

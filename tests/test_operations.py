@@ -61,6 +61,8 @@ def environment(name: str = "dev", **changes: Any) -> Environment:
             "load_balancer": {"certificate_arn": f"arn:aws:acm:{REGION}:{MOTO_ACCOUNT}:certificate/"
                                                  "0b7c2d6e-4a1f-4c3e-9d2b-5e6f7a8b9c0d"},
             "network": {"nat_gateways": "single"},
+            # moto loads no public images here (MOTO_EC2_LOAD_DEFAULT_AMIS=false), but serves AL2023's parameter.
+            "nodes": {"ami": {"floating": True}},
             "directory": {"type": "MicrosoftAD", "edition": "Standard", "name": "corp.obiam-dev.example.com"},
             "state": {"bucket": "example-bank-tfstate", "lock": "dynamodb", "dynamodb_table": "tf-locks"},
             "data_protection": {"deletion_protection": False, "prevent_destroy": False, "final_snapshot": False}}
@@ -214,7 +216,7 @@ def test_preflight_refuses_simple_ad_in_an_existing_vpc_with_forbidden_endpoints
     ({"state_bucket": False}, {}, "state bucket"),
     ({}, {"availability_zone_count": 4, "network": {"vpc_cidr": "10.40.0.0/16"}}, "availability zones"),
     ({}, {"nodes": {"ami": {"id": "ami-0123456789abcdef0"}}}, "AMI"),
-    ({}, {"nodes": {"ami": {"ssm_parameter": "/bank/images/wso2-node"}}}, "AMI"),
+    ({}, {"nodes": {"ami": {"ssm_parameter": "/bank/images/wso2-node", "floating": True}}}, "AMI"),
 ], ids=["certificate-not-issued", "certificate-for-another-host", "pack-missing", "state-bucket-missing",
         "too-few-azs", "ami-id-unknown", "ami-parameter-missing"])
 def test_preflight_fails_the_check_that_is_not_ready(mocked: Any, setup: dict[str, Any], changes: dict[str, Any],

@@ -13,12 +13,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
+import boto3
 import typer
 
 from obiam import ephemeral, node_config
 from obiam.environments import EPHEMERAL_TEMPLATE, ConfigError, Environment, load_environment
 from obiam.naming import Names
 from obiam.ops import aws, pack_s3, reap, restore
+from obiam.ops.ami import latest_lines
 from obiam.ops.output import Check, all_passed, print_checks
 from obiam.ops.preflight import preflight
 from obiam.ops.rollout import rollout
@@ -61,6 +63,17 @@ def _environment(name: str, branch: str | None, directory: Path) -> Environment:
     return load_environment(directory / f"{name}.yaml", Path.cwd())
 
 
+def _in_account(env: str, branch: str | None, region: str | None,
+                directory: Path) -> tuple[Environment, boto3.session.Session, str, str]:
+    """The environment, a session for its region, the region, and the account, once the credentials
+    are known to be the environment's own (account.id)."""
+    environment = _environment(env, branch, directory)
+    where = region or environment.config.region
+    session = aws.session(where)
+    account = aws.require_account(session, environment.config.account.id, environment.source)
+    return environment, session, where, account
+
+
 def _report(title: str, checks: list[Check], as_json: bool) -> int:
     print_checks(title, checks, as_json=as_json)
     return 0 if all_passed(checks) else 1
@@ -87,10 +100,7 @@ def bootstrap_state(env: EnvOption = "prod", region: RegionOption = None,
 def _checks_command(title: str, checks: Callable[[Any, Environment, str], list[Check]], *, env: str,
                     branch: str | None, region: str | None, environments_dir: Path, as_json: bool) -> None:
     def body() -> int:
-        environment = _environment(env, branch, environments_dir)
-        where = region or environment.config.region
-        session = aws.session(where)
-        account = aws.require_account(session, environment.config.account.id, environment.source)
+        environment, session, where, account = _in_account(env, branch, region, environments_dir)
         return _report(f"{title} {environment.name} (account {account}, {where})",
                        checks(session, environment, where), as_json)
     _run(body)
@@ -110,6 +120,21 @@ def verify_command(env: EnvOption = "prod", branch: BranchOption = None, region:
                     environments_dir=environments_dir, as_json=as_json)
 
 
+ami_app = typer.Typer(no_args_is_help=True, help="The node image: find the newest, change the pin on purpose.")
+
+
+@ami_app.command("latest")
+def ami_latest_command(env: EnvOption = "prod", branch: BranchOption = None, region: RegionOption = None,
+                       environments_dir: DirOption = Path("environments")) -> None:
+    """Print the pinned and the newest node image, and the config line that moves to the newest."""
+    def body() -> int:
+        environment, session, where, _ = _in_account(env, branch, region, environments_dir)
+        for line in latest_lines(aws.client(session, "ssm", where), aws.client(session, "ec2", where), environment):
+            print(line)
+        return 0
+    _run(body)
+
+
 def rollout_command(
         *, env: EnvOption = "prod", branch: BranchOption = None, region: RegionOption = None,
         environments_dir: DirOption = Path("environments"),
@@ -119,10 +144,7 @@ def rollout_command(
         wait: Annotated[bool, typer.Option(help="wait for the instance refresh to end and report how")] = True) -> None:
     """Move the nodes onto a launch template version with an instance refresh that rolls back on failure."""
     def body() -> int:
-        environment = _environment(env, branch, environments_dir)
-        where = region or environment.config.region
-        session = aws.session(where)
-        aws.require_account(session, environment.config.account.id, environment.source)
+        environment, session, where, _ = _in_account(env, branch, region, environments_dir)
         result = rollout(aws.client(session, "autoscaling", where), aws.client(session, "ec2", where),
                          environment.name, environment.config, version=version, wait=wait,
                          log=lambda line: print(line, flush=True))
@@ -370,6 +392,7 @@ def pack_upload_command(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(pack_app, name="pack")
+    app.add_typer(ami_app, name="ami")
     app.command("node-config")(node_config_command)
     app.command("bootstrap-state")(bootstrap_state)
     app.command("preflight")(preflight_command)

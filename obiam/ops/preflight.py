@@ -80,12 +80,12 @@ def preflight(aws: boto3.session.Session, environment: Environment, region: str)
                             f"{instance_type} has {memory} MiB (WSO2 needs at least 4096)"))
 
     ami = config.nodes.ami
-    if ami.id:
+    if ami is not None and ami.id:
         images = lookup(lambda: ec2.describe_images(ImageIds=[ami.id])["Images"],
                         missing={"InvalidAMIID.NotFound", "InvalidAMIID.Malformed"}) or []
         checks.append(Check("AMI", bool(images) and images[0].get("State") == "available",
                             f"{ami.id} " + (f"is {images[0].get('State')}" if images else "not found")))
-    else:
+    elif ami is not None:
         ssm = client(aws, "ssm", region)
         parameter = lookup(lambda: ssm.get_parameter(Name=ami.ssm_parameter)["Parameter"],
                            missing={"ParameterNotFound"})
