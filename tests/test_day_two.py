@@ -11,9 +11,10 @@ from datetime import date
 from typing import Any
 
 import pytest
+import yaml
 from configs import with_values
 
-from conftest import Synth
+from conftest import ROOT, Synth
 from obiam import database_engines, directory_service
 from obiam.environments import ConfigError, parse_environment
 
@@ -253,3 +254,17 @@ def test_the_flow_log_role_has_the_documented_permissions_and_confused_deputy_co
                                                   "policy")["Statement"]
                for action in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])}
     assert actions == {"logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams", "logs:DescribeLogGroups"}
+
+
+def test_every_workflow_that_deploys_rolls_the_nodes_before_it_verifies() -> None:
+    """Since Terraform no longer moves the group, a deploy without `obiam rollout` would leave the nodes
+    on the old launch template version; `obiam verify` would then fail its rollout check."""
+    workflows = ROOT / ".github" / "workflows"
+    for name, deploy_marker in (("deploy-stack.yml", "terraform -chdir=\"$dir\" apply"),
+                                ("ephemeral.yml", "npx cdktf deploy")):
+        steps = [step.get("run", "") for job in yaml.safe_load((workflows / name).read_text())["jobs"].values()
+                 for step in job.get("steps", [])]
+        deploy = next(i for i, run in enumerate(steps) if deploy_marker in run)
+        rollout = next(i for i, run in enumerate(steps) if "obiam rollout" in run)
+        verify = [i for i, run in enumerate(steps) if "obiam verify" in run]
+        assert deploy < rollout and all(rollout < i for i in verify), name
