@@ -401,6 +401,10 @@ class LoadBalancerConfig(Model):
     waf_rate_limit: Annotated[int, Field(ge=100, le=2_000_000_000)] = 2000
     # Tor exits, VPNs and open proxies; false lets them through (counted, not blocked).
     waf_block_anonymous_ips: bool = True
+    # count: every rule only counts (metrics and WAF logs show what it would block), to find false
+    # positives on OAuth/FAPI traffic (JWT request objects, client assertions) before blocking.
+    # Production blocks.
+    waf_mode: Literal["block", "count"] = "block"
 
 
 class DatabaseConfig(Model):
@@ -768,10 +772,7 @@ class EnvironmentConfig(Model):
 
     def _production_problems(self) -> list[Violation]:
         problems: list[Violation] = []
-        if self.directory.type != "MicrosoftAD":
-            problems.append((("directory", "type"), self.directory.type,
-                             "production uses MicrosoftAD: Simple AD has no API for WSO2's own bind account (WSO2 "
-                             "would bind as the domain Administrator) and no LDAPS"))
+        problems.extend(self._production_choices())
         if self.nodes.min_size < 2:
             problems.append((("nodes", "min_size"), self.nodes.min_size,
                              "production needs at least 2 nodes (WSO2's HA pattern scales from 2 to N)"))
@@ -797,6 +798,21 @@ class EnvironmentConfig(Model):
         if self.nodes.metadata_http_tokens != "required":
             problems.append((("nodes", "metadata_http_tokens"), self.nodes.metadata_http_tokens,
                              "production nodes require IMDSv2 (SSRF protection for the instance role)"))
+        if self.database.backup_retention_period < 7:
+            problems.append((("database", "backup_retention_period"), self.database.backup_retention_period,
+                             "production keeps at least 7 days of backups"))
+        return problems
+
+    def _production_choices(self) -> list[Violation]:
+        """Production's choices among options every tier has: the directory, the WAF's mode, the engine."""
+        problems: list[Violation] = []
+        if self.directory.type != "MicrosoftAD":
+            problems.append((("directory", "type"), self.directory.type,
+                             "production uses MicrosoftAD: Simple AD has no API for WSO2's own bind account (WSO2 "
+                             "would bind as the domain Administrator) and no LDAPS"))
+        if self.load_balancer.waf_mode != "block":
+            problems.append((("load_balancer", "waf_mode"), self.load_balancer.waf_mode,
+                             "production blocks; find false positives with count in staging first"))
         engine = database_engines.ENGINES[self.database.engine]
         if engine.lifecycle_choice_applies and self.database.engine_lifecycle_support is None:
             problems.append((("database", "engine_lifecycle_support"), None,
@@ -809,9 +825,6 @@ class EnvironmentConfig(Model):
                              f"production runs the {self.database.engine} major WSO2 tested OB "
                              f"{self.product.version} on ({engine.default_version}; docs-open-banking 3.0.0 "
                              "prerequisites.md, \"Tested DBMSs\")"))
-        if self.database.backup_retention_period < 7:
-            problems.append((("database", "backup_retention_period"), self.database.backup_retention_period,
-                             "production keeps at least 7 days of backups"))
         return problems
 
     def _backup_problems(self) -> list[Violation]:

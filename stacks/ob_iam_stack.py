@@ -114,7 +114,8 @@ class ObIamStack(TerraformStack):
                 name=names.prefix, load_balancer_arn=load_balancer.arn, log_group_name=names.waf_log_group,
                 log_retention_days=retention, logs_kms_key_arn=logs_key.arn,
                 rate_limit_per_5_minutes=lb_config.waf_rate_limit,
-                block_anonymous_ips=lb_config.waf_block_anonymous_ips, prevent_destroy=protection.prevent_destroy))
+                block_anonymous_ips=lb_config.waf_block_anonymous_ips, block=lb_config.waf_mode == "block",
+                prevent_destroy=protection.prevent_destroy))
 
         artifacts = ArtifactFileSystem(self, "artifacts", ArtifactFileSystemProps(
             name=names.artifact_file_system, vpc_id=network.vpc_id, subnet_ids=network.data_subnet_ids,

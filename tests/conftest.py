@@ -134,7 +134,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
         "public_subnet_ids": ["subnet-0a000000000000001", "subnet-0a000000000000002"],
         "app_subnet_ids": ["subnet-0b000000000000001", "subnet-0b000000000000002"],
         "data_subnet_ids": ["subnet-0c000000000000001", "subnet-0c000000000000002"]}}}),
-    "postgres": ("staging", {"database": {"engine": "postgres", "engine_version": "13",
+    # PostgreSQL, and the WAF on trial (waf_mode: count) as a staging might run it first.
+    "postgres": ("staging", {"load_balancer": {"waf_mode": "count"},
+                             "database": {"engine": "postgres", "engine_version": "13",
                                           "jdbc_driver_s3_uri": "s3://example-bank-wso2/drivers/postgresql-42.7.4.jar"}}),
     # Simple AD: offered in eu-west-1 (not eu-west-2), in a VPC without the endpoints it forbids.
     "simple-ad": ("dev", {"region": "eu-west-1", "directory": {"type": "SimpleAD", "edition": None, "size": "Small"},

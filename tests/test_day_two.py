@@ -268,3 +268,18 @@ def test_every_workflow_that_deploys_rolls_the_nodes_before_it_verifies() -> Non
         rollout = next(i for i, run in enumerate(steps) if "obiam rollout" in run)
         verify = [i for i, run in enumerate(steps) if "obiam verify" in run]
         assert deploy < rollout and all(rollout < i for i in verify), name
+
+
+def test_the_waf_can_run_on_trial_below_production_and_blocks_in_production(
+        synth: Synth, variants: dict[str, dict[str, Any]]) -> None:
+    """AWS WAF Developer Guide, "Testing and tuning your AWS WAF protections": run new rules in count
+    mode first and read what they would block. OAuth/FAPI traffic (JWT request objects, client
+    assertions) is what the SQLi and XSS body rules may misread (aws-apply-review R10)."""
+    def actions(stack: dict[str, Any]) -> list[str]:
+        _, acl = _only(stack, "aws_wafv2_web_acl")
+        return [next(iter(rule.get("override_action") or rule["action"])) for rule in acl["rule"]]
+    assert set(actions(synth.stack("prod"))) == {"none", "block"}
+    assert set(actions(variants["postgres"])) == {"count"}
+    data = with_values(load_balancer={"waf_mode": "count"})
+    with pytest.raises(ConfigError, match="production blocks; find false positives with count in staging first"):
+        parse_environment("prod", data, "environments/prod.yaml")

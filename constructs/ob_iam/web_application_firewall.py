@@ -14,7 +14,9 @@ from cdktf_cdktf_provider_aws.wafv2_web_acl import (
     Wafv2WebAclRule,
     Wafv2WebAclRuleAction,
     Wafv2WebAclRuleActionBlock,
+    Wafv2WebAclRuleActionCount,
     Wafv2WebAclRuleOverrideAction,
+    Wafv2WebAclRuleOverrideActionCount,
     Wafv2WebAclRuleOverrideActionNone,
     Wafv2WebAclRuleVisibilityConfig,
     Wafv2WebAclVisibilityConfig,
@@ -59,6 +61,8 @@ class WebApplicationFirewallProps:
     rate_limit_per_5_minutes: int = 2000
     # Tor exits, VPNs and open proxies; a bank may let customers log in through a VPN.
     block_anonymous_ips: bool = True
+    # False: every rule counts instead of blocking (a trial in a lower tier).
+    block: bool = True
     prevent_destroy: bool = True
 
 
@@ -81,12 +85,14 @@ class WebApplicationFirewall(Construct):
                                                      for rule in count_only]
             rules.append(Wafv2WebAclRule(
                 name=group, priority=priority, visibility_config=_visibility(group),
-                override_action=Wafv2WebAclRuleOverrideAction(none=Wafv2WebAclRuleOverrideActionNone()),
+                override_action=Wafv2WebAclRuleOverrideAction(none=Wafv2WebAclRuleOverrideActionNone())
+                if props.block else Wafv2WebAclRuleOverrideAction(count=Wafv2WebAclRuleOverrideActionCount()),
                 statement={"managed_rule_group_statement": statement}))
         # Brute force against /oauth2/token and the login pages, per client address.
         rules.append(Wafv2WebAclRule(
             name="rate-limit-per-ip", priority=len(MANAGED_RULE_GROUPS), visibility_config=_visibility("rate-limit"),
-            action=Wafv2WebAclRuleAction(block=Wafv2WebAclRuleActionBlock()),
+            action=Wafv2WebAclRuleAction(block=Wafv2WebAclRuleActionBlock()) if props.block
+            else Wafv2WebAclRuleAction(count=Wafv2WebAclRuleActionCount()),
             statement={"rate_based_statement": {"limit": props.rate_limit_per_5_minutes,
                                                 "aggregate_key_type": "IP"}}))
         acl = Wafv2WebAcl(
