@@ -159,6 +159,15 @@ def test_removed_stateful_resource_is_dangerous() -> None:
     assert [(r.address, r.kind) for r in diff.dangerous] == [("aws_efs_file_system.artifacts", "removed")]
 
 
+def test_a_removed_data_source_destroys_nothing() -> None:
+    """A data source only reads (Terraform language docs, "Data Sources"): dropping the AMI lookup when
+    an image gets pinned is not a stateful loss, even though an aws_ssm_parameter resource would be."""
+    base = {"data": {"aws_ssm_parameter": {"ami": {"name": "/aws/service/x"}}}}
+    (diff,) = synth_diff.diff_trees({"prod": base}, {"prod": {"resource": {"aws_lb": {"alb": {}}}}})
+    assert [r.address for r in diff.resources if r.kind == "removed"] == ["data.aws_ssm_parameter.ami"]
+    assert diff.dangerous == []
+
+
 # --- diagram -----------------------------------------------------------------------------------
 
 @pytest.mark.synth

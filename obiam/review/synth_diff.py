@@ -34,7 +34,9 @@ class ResourceDiff:
 
     @property
     def loses_state(self) -> bool:
-        return is_stateful(self.type) and (self.kind == "removed" or bool(self.forces_replacement))
+        # A data source only reads: removing or changing one destroys nothing.
+        return (not self.address.startswith("data.") and is_stateful(self.type)
+                and (self.kind == "removed" or bool(self.forces_replacement)))
 
 
 @dataclass
