@@ -28,7 +28,6 @@ from ob_iam.network import INTERFACE_ENDPOINTS, ExistingVpcProps, Network, Netwo
 from ob_iam.node_group import NodeGroup, NodeGroupProps, autoscaling_service_role
 from ob_iam.node_secrets import NodeSecrets, NodeSecretsProps
 from ob_iam.runtime_config import NodeRuntimeConfig, NodeRuntimeConfigProps
-from ob_iam.security import allow
 from ob_iam.web_application_firewall import WebApplicationFirewall, WebApplicationFirewallProps
 from obiam import bootstrap, database_engines, directory_service, lambda_package, wso2
 from obiam.environments import Environment
@@ -202,23 +201,19 @@ class ObIamStack(TerraformStack):
             min_size=nodes_config.min_size, max_size=nodes_config.max_size,
             desired_capacity=nodes_config.desired_capacity, root_volume_size=nodes_config.root_volume_size,
             ebs_kms_key_arn=ebs_key.arn, service_linked_role_arn=asg_service_role.arn,
-            target_group_arns=[load_balancer.target_group_arn],
+            target_group_arns=[load_balancer.target_group_arn], service_port=config.product.https_port,
             cluster_port=config.product.clustering.local_member_port,
             health_check_grace_period=nodes_config.health_check_grace_period,
             scaling_metric=nodes_config.scaling.metric, scaling_target_value=nodes_config.scaling.target_value,
             scaling_resource_label=f"{load_balancer.arn_suffix}/{load_balancer.target_group_arn_suffix}",
             instance_tags=instance_tags, metadata_http_tokens=nodes_config.metadata_http_tokens,
-            boot_after=[directory_accounts.provisioned],
-            policy_statements=self._node_permissions(
-                partition=account.partition, region=config.region, artifacts=artifacts, runtime_arn=runtime.arn,
-                secret_arns=[database.secret_arn, *directory_accounts.secret_arns, *node_secrets.arns],
-                data_key_arn=data_key.arn,
-                log_group_arns=node_logs.arns),
+            boot_after=[directory_accounts.provisioned], partition=account.partition,
+            downloads=(config.product.pack_s3_uri, *filter(None, [db_config.jdbc_driver_s3_uri])),
+            metrics_namespace=bootstrap.METRICS_NAMESPACE,
         ))
-        artifacts.allow_client(nodes.role_arn)
-        nodes.boot_after(*artifacts.ready)
-
-        self._connections(load_balancer, nodes, artifacts, database, directory)
+        self._wire_nodes(nodes, load_balancer=load_balancer, runtime=runtime, database=database, directory=directory,
+                         directory_accounts=directory_accounts, node_secrets=node_secrets, data_key=data_key,
+                         artifacts=artifacts, node_logs=node_logs)
 
         Alarms(self, "alarms", AlarmsProps(
             name_prefix=names.prefix, kms_key_arn=logs_key.arn,
@@ -232,21 +227,27 @@ class ObIamStack(TerraformStack):
 
         self._outputs(load_balancer, database, artifacts, directory, nodes)
 
-    def _connections(self, load_balancer: LoadBalancer, nodes: NodeGroup, artifacts: ArtifactFileSystem,
-                     database: Database, directory: Directory) -> None:
-        config = self.environment.config
-        allow(self, "alb-to-nodes", source_security_group_id=load_balancer.security_group_id,
-              target_security_group_id=nodes.security_group_id, port=config.product.https_port,
-              description="ALB to the WSO2 HTTPS servlet port (requests and health checks)")
-        allow(self, "nodes-to-efs", source_security_group_id=nodes.security_group_id,
-              target_security_group_id=artifacts.security_group_id, port=2049,
-              description="NFS over TLS to the shared runtime artifacts")
-        allow(self, "nodes-to-db", source_security_group_id=nodes.security_group_id,
-              target_security_group_id=database.security_group_id, port=config.database.port,
-              description=f"{config.database.engine} from the WSO2 nodes")
-        allow(self, "nodes-to-directory", source_security_group_id=nodes.security_group_id,
-              target_security_group_id=directory.security_group_id, port=389,
-              description="LDAP user store", target_accepts=False)
+    @staticmethod
+    def _wire_nodes(nodes: NodeGroup, *, load_balancer: LoadBalancer, runtime: NodeRuntimeConfig, database: Database,
+                    directory: Directory, directory_accounts: DirectoryAccounts, node_secrets: NodeSecrets,
+                    data_key: EncryptionKey, artifacts: ArtifactFileSystem, node_logs: EncryptedLogGroups) -> None:
+        """What the nodes may do on what the other constructs own (each grant writes both sides), and whom
+        they reach, each on the port its target serves."""
+        runtime.grant_read(nodes.role)
+        database.grant_read_credentials(nodes.role)
+        directory_accounts.grant_read_credentials(nodes.role)
+        node_secrets.grant_read(nodes.role)
+        # The data key decrypts those secrets (and the runtime parameter) only when Secrets Manager or SSM
+        # asks on the node's behalf.
+        data_key.grant_decrypt_via(nodes.role, ("secretsmanager", "ssm"), sid="CredentialsKey")
+        artifacts.grant_mount(nodes.role)
+        node_logs.grant_write(nodes.role)
+        nodes.boot_after(*artifacts.ready)
+
+        nodes.connections.allow_from(load_balancer.connections)
+        artifacts.connections.allow_from(nodes.connections)
+        database.connections.allow_from(nodes.connections)
+        directory.connections.allow_from(nodes.connections)
 
     def _backup(self, account: AccountContext, database: Database, artifacts: ArtifactFileSystem) -> None:
         config = self.environment.config
@@ -268,33 +269,6 @@ class ObIamStack(TerraformStack):
             lock=lock(config.backup_lock_min_retention_days),
             copy_lock=lock(backup.effective_copy_retention_days),
             prevent_destroy=config.data_protection.prevent_destroy))
-
-    def _node_permissions(self, *, partition: str, region: str, artifacts: ArtifactFileSystem, runtime_arn: str,
-                          secret_arns: list[str], data_key_arn: str, log_group_arns: list[str]) -> list[dict]:
-        config = self.environment.config
-        objects = [config.product.pack_s3_uri] + ([config.database.jdbc_driver_s3_uri]
-                                                 if config.database.jdbc_driver_s3_uri else [])
-        return [
-            {"Sid": "ProductPack", "Effect": "Allow", "Action": "s3:GetObject",
-             "Resource": [f"arn:{partition}:s3:::{uri.removeprefix('s3://')}" for uri in objects]},
-            {"Sid": "RuntimeConfig", "Effect": "Allow", "Action": "ssm:GetParameter", "Resource": runtime_arn},
-            # Exactly the database's and the directory's secrets; the data key decrypts them (and the
-            # runtime parameter) only when Secrets Manager or SSM asks on the node's behalf.
-            {"Sid": "Credentials", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
-             "Resource": secret_arns},
-            {"Sid": "CredentialsKey", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": data_key_arn,
-             "Condition": {"StringEquals": {"kms:ViaService": [f"secretsmanager.{region}.amazonaws.com",
-                                                               f"ssm.{region}.amazonaws.com"]}}},
-            {"Sid": "ArtifactMounts", "Effect": "Allow",
-             "Action": ["elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"],
-             "Resource": artifacts.arn,
-             "Condition": {"StringEquals": {"elasticfilesystem:AccessPointArn": artifacts.access_point_arns}}},
-            {"Sid": "ShipLogs", "Effect": "Allow",
-             "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-             "Resource": [f"{arn}:*" for arn in log_group_arns]},
-            {"Sid": "NodeMetrics", "Effect": "Allow", "Action": "cloudwatch:PutMetricData", "Resource": "*",
-             "Condition": {"StringEquals": {"cloudwatch:namespace": bootstrap.METRICS_NAMESPACE}}},
-        ]
 
     def _outputs(self, load_balancer: LoadBalancer, database: Database, artifacts: ArtifactFileSystem,
                  directory: Directory, nodes: NodeGroup) -> None:

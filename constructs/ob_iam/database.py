@@ -16,6 +16,8 @@ from constructs import Construct
 
 from ob_iam.account import AccountContext
 from ob_iam.log_groups import EncryptedLogGroups, EncryptedLogGroupsProps
+from ob_iam.security import Connections, Grantable, Port, secrets_read
+from obiam import database_engines
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,8 @@ class DatabaseProps:
 
 
 class Database(Construct):
-    """Outputs: `address`, `port`, `secret_arn` (Secrets Manager, managed by RDS), `security_group_id`."""
+    """Outputs: `connections` (the engine's port), `address`, `port`, `secret_arn` (Secrets Manager, managed by
+    RDS), `security_group_id`, `instance`. Grants: `grant_read_credentials(role)`."""
 
     def __init__(self, scope: Construct, id_: str, account: AccountContext, props: DatabaseProps):
         super().__init__(scope, id_)
@@ -94,6 +97,8 @@ class Database(Construct):
                            description="The WSO2 databases, from the IAM nodes only",
                            tags={"Name": props.identifier})
         self.security_group_id = sg.id
+        self.connections = Connections(self, "db", sg.id, Port(
+            database_engines.ENGINES[props.engine].port, f"{props.engine} from the WSO2 nodes"))
         subnets = DbSubnetGroup(self, "subnets", name=props.identifier, subnet_ids=props.subnet_ids,
                                 description="Data subnets, one per AZ")
         # A prefix, not a name: a new family (e.g. mysql8.0 -> mysql8.4) replaces the group, and with
@@ -158,3 +163,7 @@ class Database(Construct):
         self.port = self.instance.port
         self.identifier = self.instance.identifier
         self.secret_arn = self.instance.master_user_secret.get(0).secret_arn
+
+    def grant_read_credentials(self, role: Grantable) -> None:
+        """Lets `role` read the master user's secret (the first boot creates WSO2's schemas with it)."""
+        role.add_to_policy(secrets_read([self.secret_arn]))

@@ -18,6 +18,11 @@ from cdktf_cdktf_provider_aws.secretsmanager_secret_version import Secretsmanage
 from cdktf_cdktf_provider_random.password import Password
 from constructs import Construct
 
+from ob_iam.security import Connections, Port
+
+# WSO2's user store binds over LDAP (Directory Service's domain controllers serve 389 and, with LDAPS, 636).
+LDAP = Port(389, "LDAP user store")
+
 
 @dataclass(frozen=True)
 class DirectoryProps:
@@ -40,7 +45,8 @@ class DirectoryProps:
 
 
 class Directory(Construct):
-    """Outputs: `directory_id`, `dns_ip_addresses` (list), `security_group_id`, `secret_arn`."""
+    """Outputs: `connections` (LDAP; the group is AWS's, which admits the VPC), `directory_id`,
+    `dns_ip_addresses` (list), `security_group_id`, `secret_arn`."""
 
     def __init__(self, scope: Construct, id_: str, props: DirectoryProps):
         super().__init__(scope, id_)
@@ -67,6 +73,7 @@ class Directory(Construct):
         self.directory_id = directory.id
         self.dns_ip_addresses = Fn.tolist(directory.dns_ip_addresses)
         self.security_group_id = directory.security_group_id
+        self.connections = Connections(self, "directory", self.security_group_id, LDAP, managed_by_aws=True)
 
         if props.type == "MicrosoftAD":
             # Simple AD cannot forward its security logs; Managed Microsoft AD can.

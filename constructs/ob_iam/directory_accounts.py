@@ -46,6 +46,7 @@ from constructs import Construct
 
 from ob_iam.account import AccountContext
 from ob_iam.node_secrets import generated_password, kms_secret
+from ob_iam.security import Grantable, secrets_read
 
 # Daily at noon UTC, so every day-long alarm period holds exactly one run; 41 days of warning
 # before an account's 42-day password age runs out.
@@ -172,3 +173,7 @@ class DirectoryAccounts(Construct):
                          function_name=function.function_name, principal="events.amazonaws.com",
                          source_arn=rule.arn)
 
+    def grant_read_credentials(self, role: Grantable) -> None:
+        """Lets `role` read the accounts WSO2 binds as and administers with (never the directory's own admin
+        on Managed Microsoft AD)."""
+        role.add_to_policy(secrets_read(self.secret_arns))

@@ -11,6 +11,7 @@ from cdktf_cdktf_provider_aws.kms_key import KmsKey
 from constructs import Construct
 
 from ob_iam.account import AccountContext
+from ob_iam.security import Grantable
 
 
 @dataclass(frozen=True)
@@ -104,3 +105,11 @@ class EncryptionKey(Construct):
         KmsAlias(self, "alias", name=f"alias/{props.alias}", target_key_id=self.key.key_id, region=props.region)
         self.arn = self.key.arn
         self.key_id = self.key.key_id
+        self._region = props.region or account.region
+
+    def grant_decrypt_via(self, role: Grantable, services: tuple[str, ...], sid: str) -> None:
+        """Lets `role` decrypt with this key only when one of `services` (e.g. Secrets Manager, SSM) asks on its
+        behalf; the key policy's AccountAdministers statement lets IAM policies decide, so this is both sides."""
+        role.add_to_policy({"Sid": sid, "Effect": "Allow", "Action": "kms:Decrypt", "Resource": self.arn,
+                            "Condition": {"StringEquals": {"kms:ViaService": [
+                                f"{service}.{self._region}.amazonaws.com" for service in services]}}})

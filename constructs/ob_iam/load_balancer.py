@@ -24,6 +24,7 @@ from cdktf_cdktf_provider_aws.security_group import SecurityGroup
 from cdktf_cdktf_provider_aws.vpc_security_group_ingress_rule import VpcSecurityGroupIngressRule
 from constructs import Construct
 
+from ob_iam.security import Connections
 from obiam import wso2
 
 
@@ -58,7 +59,7 @@ class LoadBalancerProps:
 
 
 class LoadBalancer(Construct):
-    """Outputs: `security_group_id` (for rules to the nodes), `target_group_arn`, `arn`, `arn_suffix`,
+    """Outputs: `connections` (for rules to the nodes), `security_group_id`, `target_group_arn`, `arn`, `arn_suffix`,
     `target_group_arn_suffix` (for request metrics), `dns_name`."""
 
     def __init__(self, scope: Construct, id_: str, props: LoadBalancerProps):
@@ -68,6 +69,7 @@ class LoadBalancer(Construct):
                            tags={"Name": props.security_group_name})
         # One jsii round trip per attribute, however many resources use it.
         sg_id = self.security_group_id = sg.id
+        self.connections = Connections(self, "alb", sg_id)
         for i, cidr in enumerate(props.ingress_cidrs):
             for port, what in ((443, "HTTPS"), (80, "HTTP, answered with a redirect to HTTPS")):
                 VpcSecurityGroupIngressRule(self, f"ingress-{port}-{i}", security_group_id=sg_id, cidr_ipv4=cidr,

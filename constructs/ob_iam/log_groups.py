@@ -11,6 +11,8 @@ from cdktf import TerraformResourceLifecycle
 from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
 from constructs import Construct
 
+from ob_iam.security import Grantable
+
 
 @dataclass(frozen=True)
 class EncryptedLogGroupsProps:
@@ -36,3 +38,9 @@ class EncryptedLogGroups(Construct):
                 lifecycle=TerraformResourceLifecycle(prevent_destroy=props.prevent_destroy))
             self.arns.append(group.arn)
             self.groups.append(group)
+
+    def grant_write(self, role: Grantable) -> None:
+        """Lets `role` write log events to these groups (the streams in them), and nothing else."""
+        role.add_to_policy({"Sid": "ShipLogs", "Effect": "Allow",
+                            "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                            "Resource": [f"{arn}:*" for arn in self.arns]})

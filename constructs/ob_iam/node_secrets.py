@@ -24,6 +24,8 @@ from cdktf_cdktf_provider_random.id import Id
 from cdktf_cdktf_provider_random.password import Password
 from constructs import Construct
 
+from ob_iam.security import Grantable, secrets_read
+
 # The special characters WSO2's configuration path passes through intact.
 SAFE_SPECIALS = "-_.:=+"
 
@@ -61,6 +63,9 @@ class NodeSecrets(Construct):
             {"encryption_key": encryption_key.hex, "consent_portal_client_secret": portal_secret.result,
              "keystore_password": keystore_password.result})
         self.arns = [self.database_secret_arn, self.node_secret_arn]
+
+    def grant_read(self, role: Grantable) -> None:
+        role.add_to_policy(secrets_read(self.arns))
 
     def _secret(self, id_: str, name: str, description: str, document: dict[str, str]) -> str:
         return kms_secret(self, id_, name=name, kms_key_arn=self._props.kms_key_arn, description=description,
