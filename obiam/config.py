@@ -428,7 +428,7 @@ class DatabaseConfig(Model):
     def _version_and_storage(self) -> DatabaseConfig:
         problems: list[Violation] = []
         engine = database_engines.ENGINES[self.engine]
-        if self.engine_version is not None and database_engines.major_of(engine, self.engine_version) is None:
+        if self.engine_version is not None and engine.major_of(self.engine_version) is None:
             problems.append((("engine_version",), self.engine_version,
                              f"allowed for {self.engine}: {', '.join(engine.versions)}, or a full RDS version of "
                              f"one such as {engine.example}"))
@@ -451,7 +451,7 @@ class DatabaseConfig(Model):
         if not engine.lifecycle_choice_applies:
             return [] if choice is None else [(("engine_lifecycle_support",), choice,
                                                "applies to RDS for MySQL and PostgreSQL only; remove it")]
-        major = database_engines.major_of(engine, self.version)
+        major = engine.major_of(self.version)
         ends = engine.standard_support_ends.get(major or "")
         if ends is None or ends > database_engines.today() or choice == database_engines.EXTENDED_SUPPORT:
             return []
@@ -817,10 +817,10 @@ class EnvironmentConfig(Model):
         if engine.lifecycle_choice_applies and self.database.engine_lifecycle_support is None:
             problems.append((("database", "engine_lifecycle_support"), None,
                              f"production states what RDS does when {self.database.engine} "
-                             f"{database_engines.major_of(engine, self.database.version)} leaves standard support: "
+                             f"{engine.major_of(self.database.version)} leaves standard support: "
                              f"{database_engines.EXTENDED_SUPPORT} (keep it, paid) or "
                              f"{database_engines.EXTENDED_SUPPORT_DISABLED} (RDS upgrades the major itself)"))
-        if database_engines.major_of(engine, self.database.version) not in (None, engine.default_version):
+        if engine.major_of(self.database.version) not in (None, engine.default_version):
             problems.append((("database", "engine_version"), self.database.engine_version,
                              f"production runs the {self.database.engine} major WSO2 tested OB "
                              f"{self.product.version} on ({engine.default_version}; docs-open-banking 3.0.0 "

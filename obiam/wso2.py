@@ -2,7 +2,7 @@
 
 One place for the facts the bootstrap templates and the stack both need: the
 runtime artifact directories to share, the databases and the deployment.toml
-section each maps to, the JDBC URL per engine, and the clustering properties.
+section each maps to, and the clustering properties (the JDBC URL per engine is obiam/database_engines.py's).
 
 Sources: WSO2 OB IAM HA deployment guide (shared/reference), wso2/docs-open-banking 3.0.0
 (install-and-setup/prerequisites, setting-up-databases, setting-up-servers),
@@ -137,39 +137,6 @@ PRODUCTS: dict[str, Product] = {
         active_directory_user_store="active_directory_unique_id",
         hazelcast_aws_needs_imdsv1=True,
     ),
-}
-
-
-@dataclass(frozen=True)
-class Jdbc:
-    """How WSO2 talks to one RDS engine."""
-
-    dialect: str  # the dbscripts file name
-    driver: str
-    url: str  # with {host}, {port}, {database}; `&amp;` because WSO2 renders it into XML
-    validation_query: str
-    schema_tool: str | None  # the AL2023 client package the first-boot schema step uses
-
-
-# IS 5.11 ships H2 only (product-is v5.11.0 LICENSE.txt lists h2-1.4.199 and no other JDBC
-# driver), so every engine's driver comes from `database.jdbc_driver_s3_uri`. MySQL 8 needs
-# Connector/J 8.x, whose class is com.mysql.cj.jdbc.Driver.
-_SQLSERVER_URL = "jdbc:sqlserver://{host}:{port};databaseName={database};encrypt=true;trustServerCertificate=false"
-# Oracle: one schema (user) per WSO2 database in the RDS instance's ORCL service, as OB's guide
-# creates them; the API Manager and IS scripts would otherwise collide in one schema.
-_ORACLE_URL = "jdbc:oracle:thin:@//{host}:{port}/ORCL"
-JDBC: dict[str, Jdbc] = {
-    "mysql": Jdbc("mysql", "com.mysql.cj.jdbc.Driver",
-                  "jdbc:mysql://{host}:{port}/{database}?sslMode=VERIFY_IDENTITY&amp;autoReconnect=true",
-                  "SELECT 1", "mariadb105"),
-    "postgres": Jdbc("postgresql", "org.postgresql.Driver",
-                     "jdbc:postgresql://{host}:{port}/{database}?sslmode=verify-full"
-                     "&amp;sslrootcert=/opt/obiam/rds-ca-bundle.pem",
-                     "SELECT 1", "postgresql15"),
-    "sqlserver-se": Jdbc("mssql", "com.microsoft.sqlserver.jdbc.SQLServerDriver", _SQLSERVER_URL, "SELECT 1", None),
-    "sqlserver-ee": Jdbc("mssql", "com.microsoft.sqlserver.jdbc.SQLServerDriver", _SQLSERVER_URL, "SELECT 1", None),
-    "oracle-se2": Jdbc("oracle", "oracle.jdbc.OracleDriver", _ORACLE_URL, "SELECT 1 FROM DUAL", None),
-    "oracle-ee": Jdbc("oracle", "oracle.jdbc.OracleDriver", _ORACLE_URL, "SELECT 1 FROM DUAL", None),
 }
 
 

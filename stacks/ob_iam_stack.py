@@ -122,11 +122,9 @@ class ObIamStack(TerraformStack):
             prevent_destroy=protection.prevent_destroy, automatic_backups=not backup_config.enabled))
 
         db_config = config.database
-        engine = database_engines.ENGINES[db_config.engine]
         database = Database(self, "database", account, DatabaseProps(
             identifier=names.db_instance, vpc_id=network.vpc_id, subnet_ids=network.data_subnet_ids,
-            engine=db_config.engine, engine_version=db_config.version,
-            engine_major=database_engines.major_of(engine, db_config.version) or engine.default_version,
+            engine=database_engines.ENGINES[db_config.engine], engine_version=db_config.version,
             instance_class=db_config.instance_class, allocated_storage=db_config.allocated_storage,
             max_allocated_storage=db_config.max_allocated_storage,
             backup_retention_period=db_config.backup_retention_period, kms_key_arn=data_key.arn,
