@@ -7,7 +7,7 @@ obiam/wso2.py, and the node's boot script in obiam/bootstrap.
 
 from __future__ import annotations
 
-from cdktf import S3Backend, TerraformOutput, TerraformStack, Token
+from cdktf import Aspects, S3Backend, TerraformOutput, TerraformStack, Token
 from cdktf_cdktf_provider_aws.data_aws_ssm_parameter import DataAwsSsmParameter
 from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderAssumeRole, AwsProviderDefaultTags
 from cdktf_cdktf_provider_random.provider import RandomProvider
@@ -27,6 +27,7 @@ from ob_iam.log_groups import EncryptedLogGroups, EncryptedLogGroupsProps
 from ob_iam.network import INTERFACE_ENDPOINTS, ExistingVpcProps, Network, NetworkProps
 from ob_iam.node_group import NodeGroup, NodeGroupProps, autoscaling_service_role
 from ob_iam.node_secrets import NodeSecrets, NodeSecretsProps
+from ob_iam.protection import StatefulProtection
 from ob_iam.runtime_config import NodeRuntimeConfig, NodeRuntimeConfigProps
 from ob_iam.web_application_firewall import WebApplicationFirewall, WebApplicationFirewallProps
 from obiam import bootstrap, database_engines, directory_service, lambda_package, wso2
@@ -51,6 +52,8 @@ class ObIamStack(TerraformStack):
         protection = config.data_protection
 
         self._providers()
+        # Every stateful resource, whichever construct makes it (constructs/ob_iam/protection.py).
+        Aspects.of(self).add(StatefulProtection(protection.prevent_destroy))
 
         account = account_context(self, config.region)
         retention = config.observability.log_retention_days
@@ -61,16 +64,14 @@ class ObIamStack(TerraformStack):
         copy_account = backup_config.copy_account_vault_arn
         data_key = EncryptionKey(self, "data-key", account, EncryptionKeyProps(
             alias=f"{names.prefix}-data", description=f"{names.prefix}: database, artifact file system, secrets",
-            prevent_destroy=protection.prevent_destroy,
             # RDS snapshots keep this key, so a copy to another account needs that account to use it.
             shared_with_accounts=(copy_account.split(":")[4],) if backup_config.enabled and copy_account else ()))
         logs_key = EncryptionKey(self, "logs-key", account, EncryptionKeyProps(
             alias=f"{names.prefix}-logs", description=f"{names.prefix}: CloudWatch log groups and alarm notifications",
-            allow_cloudwatch_logs=True, allow_services=("cloudwatch.amazonaws.com",),
-            prevent_destroy=protection.prevent_destroy))
+            allow_cloudwatch_logs=True, allow_services=("cloudwatch.amazonaws.com",)))
         ebs_key = EncryptionKey(self, "ebs-key", account, EncryptionKeyProps(
             alias=f"{names.prefix}-ebs", description=f"{names.prefix}: node root volumes",
-            service_role_arns=(asg_service_role.arn,), prevent_destroy=protection.prevent_destroy))
+            service_role_arns=(asg_service_role.arn,)))
 
         existing = config.network.existing_vpc
         network = Network(self, "network", account, NetworkProps(
@@ -91,7 +92,7 @@ class ObIamStack(TerraformStack):
         if lb_config.access_logs:
             log_bucket = AccessLogBucket(self, "alb-logs", account, AccessLogBucketProps(
                 bucket_name=f"{names.prefix}-alb-logs-{account.account_id}", retention_days=retention,
-                prevent_destroy=protection.prevent_destroy, force_destroy=not protection.prevent_destroy))
+                force_destroy=not protection.prevent_destroy))
         load_balancer = LoadBalancer(self, "load-balancer", LoadBalancerProps(
             name=names.load_balancer, target_group_name=names.target_group,
             security_group_name=names.alb_security_group, vpc_id=network.vpc_id,
@@ -119,7 +120,7 @@ class ObIamStack(TerraformStack):
         artifacts = ArtifactFileSystem(self, "artifacts", ArtifactFileSystemProps(
             name=names.artifact_file_system, vpc_id=network.vpc_id, subnet_ids=network.data_subnet_ids,
             kms_key_arn=data_key.arn, directories=wso2.ARTIFACT_DIRECTORIES, posix_uid=wso2.WSO2_UID,
-            prevent_destroy=protection.prevent_destroy, automatic_backups=not backup_config.enabled))
+            automatic_backups=not backup_config.enabled))
 
         db_config = config.database
         database = Database(self, "database", account, DatabaseProps(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from cdktf import TerraformResource, TerraformResourceLifecycle
+from cdktf import TerraformResource
 from cdktf_cdktf_provider_aws.efs_access_point import (
     EfsAccessPoint,
     EfsAccessPointPosixUser,
@@ -36,7 +36,6 @@ class ArtifactFileSystemProps:
     kms_key_arn: str
     directories: tuple[str, ...]
     posix_uid: int
-    prevent_destroy: bool = True
     # EFS's automatic backups (AWS's default plan, daily, 35 days, in the account's automatic-backup vault).
     # Off when the toolkit's own AWS Backup plan covers the file system: that vault is neither locked nor
     # copied to another region, so it would only double the cost.
@@ -49,10 +48,9 @@ class ArtifactFileSystem(Construct):
 
     def __init__(self, scope: Construct, id_: str, props: ArtifactFileSystemProps):
         super().__init__(scope, id_)
-        protect = TerraformResourceLifecycle(prevent_destroy=props.prevent_destroy)
         fs = EfsFileSystem(self, "fs", creation_token=props.name, encrypted=True, kms_key_id=props.kms_key_arn,
                            performance_mode="generalPurpose", throughput_mode="elastic",
-                           tags={"Name": props.name}, lifecycle=protect)
+                           tags={"Name": props.name})
         # One jsii round trip per attribute, however many resources use it.
         fs_id = self.file_system_id = fs.id
         self.arn = fs.arn

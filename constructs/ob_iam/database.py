@@ -114,8 +114,7 @@ class Database(Construct):
             depends_on=exports.groups,
             # RDS takes the lifecycle choice at create or restore only, and the provider plans a change
             # to it that RDS ignores, on every plan (terraform-provider-aws #40870, #44552).
-            lifecycle=TerraformResourceLifecycle(prevent_destroy=props.prevent_destroy,
-                                                 ignore_changes=["engine_lifecycle_support"]),
+            lifecycle=TerraformResourceLifecycle(ignore_changes=["engine_lifecycle_support"]),
         )
         self.address = self.instance.address
         self.port = self.instance.port

@@ -29,10 +29,9 @@ import json
 from dataclasses import dataclass
 from typing import Literal
 
-from cdktf import AssetType, TerraformAsset, TerraformResourceLifecycle
+from cdktf import AssetType, TerraformAsset
 from cdktf_cdktf_provider_aws.cloudwatch_event_rule import CloudwatchEventRule
 from cdktf_cdktf_provider_aws.cloudwatch_event_target import CloudwatchEventTarget
-from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
 from cdktf_cdktf_provider_aws.iam_role import IamRole
 from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
 from cdktf_cdktf_provider_aws.lambda_function import (
@@ -45,6 +44,7 @@ from cdktf_cdktf_provider_aws.lambda_permission import LambdaPermission
 from constructs import Construct
 
 from ob_iam.account import AccountContext
+from ob_iam.log_groups import encrypted_log_group
 from ob_iam.node_secrets import generated_password, kms_secret
 from ob_iam.security import Grantable, secrets_read
 
@@ -88,7 +88,6 @@ class DirectoryAccounts(Construct):
 
     def __init__(self, scope: Construct, id_: str, account: AccountContext, props: DirectoryAccountsProps):
         super().__init__(scope, id_)
-        protect = TerraformResourceLifecycle(prevent_destroy=props.prevent_destroy)
         admin = DirectoryAccount(props.admin_username, props.admin_secret_arn, create=False)
         versions: list[str] = []
         if props.directory_type == "MicrosoftAD":
@@ -114,9 +113,9 @@ class DirectoryAccounts(Construct):
         event = json.dumps({"directory_id": props.directory_id, "accounts": [
             {"username": a.username, "secret_arn": a.secret_arn, "create": a.create} for a in accounts]})
 
-        log_group = CloudwatchLogGroup(self, "logs", name=props.log_group_name,
-                                       retention_in_days=props.log_retention_days, kms_key_id=props.logs_kms_key_arn,
-                                       lifecycle=protect)
+        log_group = encrypted_log_group(self, "logs", name=props.log_group_name,
+                                        retention_days=props.log_retention_days, kms_key_arn=props.logs_kms_key_arn,
+                                        deletion_protection=props.prevent_destroy)
         directory_arn = (f"arn:{account.partition}:ds:{account.region}:{account.account_id}:"
                          f"directory/{props.directory_id}")
         role = IamRole(self, "role", name=props.function_name,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from cdktf import TerraformResourceLifecycle
 from cdktf_cdktf_provider_aws.kms_alias import KmsAlias
 from cdktf_cdktf_provider_aws.kms_key import KmsKey
 from constructs import Construct
@@ -25,7 +24,6 @@ class EncryptionKeyProps:
     allow_services: tuple[str, ...] = field(default_factory=tuple)
     # Service-linked roles (e.g. the ASG's) that use the key on the account's behalf.
     service_role_arns: tuple[str, ...] = field(default_factory=tuple)
-    prevent_destroy: bool = True
     deletion_window_in_days: int = 30
     # Another region than the stack's (provider 6 per-resource `region`), e.g. a backup copy vault's key.
     region: str | None = None
@@ -100,7 +98,6 @@ class EncryptionKey(Construct):
             enable_key_rotation=True,
             deletion_window_in_days=props.deletion_window_in_days,
             policy=json.dumps({"Version": "2012-10-17", "Statement": statements}),
-            lifecycle=TerraformResourceLifecycle(prevent_destroy=props.prevent_destroy),
         )
         KmsAlias(self, "alias", name=f"alias/{props.alias}", target_key_id=self.key.key_id, region=props.region)
         self.arn = self.key.arn

@@ -52,7 +52,7 @@ class NodeSecrets(Construct):
             "The database user WSO2 connects as (least privilege on the six WSO2 databases)",
             {"username": props.database_user, "password": generated_password(self, "database-password")})
 
-        encryption_key = Id(self, "encryption-key", byte_length=16, lifecycle=self._protect)
+        encryption_key = Id(self, "encryption-key", byte_length=16)
         portal_secret = Password(self, "consent-portal-secret", length=40, special=True,
                                  override_special=SAFE_SPECIALS)
         keystore_password = Password(self, "keystore-password", length=32, special=True,
@@ -88,10 +88,9 @@ class StoredSecret:
 def kms_secret(scope: Construct, id_: str, *, name: str, kms_key_arn: str, description: str,
                prevent_destroy: bool, document: dict[str, str]) -> StoredSecret:
     """A KMS-encrypted secret holding `document` as JSON."""
-    protect = TerraformResourceLifecycle(prevent_destroy=prevent_destroy)
     secret = SecretsmanagerSecret(
         scope, id_, name=name, kms_key_id=kms_key_arn, description=description,
-        recovery_window_in_days=30 if prevent_destroy else 0, lifecycle=protect)
+        recovery_window_in_days=30 if prevent_destroy else 0)
     version = SecretsmanagerSecretVersion(scope, f"{id_}-value", secret_id=secret.id,
                                           secret_string=json.dumps(document))
     return StoredSecret(secret.arn, version.version_id)
