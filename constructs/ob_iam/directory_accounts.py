@@ -92,15 +92,15 @@ class DirectoryAccounts(Construct):
         versions: list[str] = []
         if props.directory_type == "MicrosoftAD":
             dedicated = []
-            for role, name, secret_name, description in (
+            for which, name, secret_name, description in (
                     ("bind", props.bind_account, props.bind_secret_name,
                      "The directory account WSO2's user store binds with"),
                     ("super-admin", props.super_admin_account, props.super_admin_secret_name,
                      "WSO2's super admin in the directory")):
-                stored = kms_secret(self, f"{role}-secret", name=secret_name, kms_key_arn=props.secrets_kms_key_arn,
+                stored = kms_secret(self, f"{which}-secret", name=secret_name, kms_key_arn=props.secrets_kms_key_arn,
                                     description=description, prevent_destroy=props.prevent_destroy,
                                     document={"username": name,
-                                              "password": generated_password(self, f"{role}-password")})
+                                              "password": generated_password(self, f"{which}-password")})
                 dedicated.append(DirectoryAccount(name, stored.arn, create=True))
                 versions.append(stored.version_id)
             bind, super_admin = dedicated
