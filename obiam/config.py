@@ -16,6 +16,21 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from obiam import database_engines, directory_service, instance_types, wso2
+from obiam.choices import (
+    BackupLock,
+    DirectoryEdition,
+    DirectorySize,
+    DirectoryType,
+    EngineLifecycleSupport,
+    MembershipScheme,
+    MetadataHttpTokens,
+    MutualAuthenticationMode,
+    NatGateways,
+    ScalingMetric,
+    StateLock,
+    StickinessType,
+    WafMode,
+)
 from obiam.naming import (
     MAX_TAGS_PER_RESOURCE,
     RESERVED_TAG_KEYS,
@@ -186,7 +201,7 @@ class NetworkConfig(Model):
     vpc_cidr: Annotated[str, AfterValidator(_vpc_cidr)] | None = None
     existing_vpc: ExistingVpc | None = None
     # One NAT gateway per AZ keeps egress (JDK/pack download, AWS APIs) alive when an AZ fails.
-    nat_gateways: Literal["per_az", "single"] = "per_az"
+    nat_gateways: NatGateways = "per_az"
     flow_logs: bool = True
 
     @model_validator(mode="after")
@@ -243,7 +258,7 @@ AMI_UNPINNED = ("required: pin the node image (`obiam ami latest --env <env>` pr
 class ClusteringConfig(Model):
     # wka: each node lists the running cluster members through the EC2 API (IMDSv2) when
     # WSO2 starts. aws: Hazelcast's own AWS discovery, which in OB 3.0's kernel needs IMDSv1.
-    membership_scheme: Literal["wka", "aws"] = "wka"
+    membership_scheme: MembershipScheme = "wka"
     # WSO2's AWS clustering examples use 5701 (Hazelcast's range 5701-5800).
     local_member_port: Annotated[int, Field(ge=1024, le=65535)] = 5701
 
@@ -283,7 +298,7 @@ class ProductConfig(Model):
 
 
 class ScalingConfig(Model):
-    metric: Literal["cpu", "requests_per_target"] = "cpu"
+    metric: ScalingMetric = "cpu"
     target_value: Annotated[int, Field(ge=1, le=100_000)] = 60
 
 
@@ -301,7 +316,7 @@ class NodesConfig(Model):
     instance_refresh_min_healthy_percentage: Annotated[int, Field(ge=50, le=100)] = 100
     scaling: ScalingConfig = ScalingConfig()
     # IMDSv2 only: a server-side request forgery cannot read the instance role's credentials.
-    metadata_http_tokens: Literal["required", "optional"] = "required"
+    metadata_http_tokens: MetadataHttpTokens = "required"
 
     @model_validator(mode="after")
     def _sized_for_wso2(self) -> NodesConfig:
@@ -361,7 +376,7 @@ def jdk_major(jdk: str) -> int:
 
 class StickinessConfig(Model):
     # WSO2's load balancer examples stick on the application's JSESSIONID (NGINX `sticky learn`).
-    type: Literal["app_cookie", "lb_cookie"] = "app_cookie"
+    type: StickinessType = "app_cookie"
     cookie_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,128}$")] = "JSESSIONID"
     cookie_duration: Annotated[int, Field(ge=1, le=604800)] = 86400
 
@@ -370,7 +385,7 @@ class MutualTlsConfig(Model):
     # passthrough: the ALB forwards the client certificate chain in X-Amzn-Mtls-Clientcert, URL-
     # encoded with `+`, `=` and `/` left as they are. WSO2 OB 3.0 cannot read that header (see
     # _passthrough_is_unreadable), so it is refused until the toolkit offers TLS passthrough to WSO2.
-    mode: Literal["off", "passthrough"] = "off"
+    mode: MutualAuthenticationMode = "off"
 
     @model_validator(mode="after")
     def _passthrough_is_unreadable(self) -> MutualTlsConfig:
@@ -404,7 +419,7 @@ class LoadBalancerConfig(Model):
     # count: every rule only counts (metrics and WAF logs show what it would block), to find false
     # positives on OAuth/FAPI traffic (JWT request objects, client assertions) before blocking.
     # Production blocks.
-    waf_mode: Literal["block", "count"] = "block"
+    waf_mode: WafMode = "block"
 
 
 class DatabaseConfig(Model):
@@ -421,8 +436,7 @@ class DatabaseConfig(Model):
     # MySQL and PostgreSQL only: what RDS does when the major leaves standard support. Extended
     # Support keeps the version (billed per vCPU-hour); disabled means RDS upgrades the major itself.
     # Set at create only. Production states it; a major already past standard support needs extended.
-    engine_lifecycle_support: Literal[database_engines.EXTENDED_SUPPORT,  # type: ignore[valid-type]
-                                      database_engines.EXTENDED_SUPPORT_DISABLED] | None = None
+    engine_lifecycle_support: EngineLifecycleSupport | None = None
 
     @model_validator(mode="after")
     def _version_and_storage(self) -> DatabaseConfig:
@@ -471,9 +485,9 @@ class DatabaseConfig(Model):
 
 
 class DirectoryConfig(Model):
-    type: Literal["MicrosoftAD", "SimpleAD"] = "MicrosoftAD"
-    edition: Literal["Standard", "Enterprise"] | None = None
-    size: Literal["Small", "Large"] | None = None
+    type: DirectoryType = "MicrosoftAD"
+    edition: DirectoryEdition | None = None
+    size: DirectorySize | None = None
     name: Annotated[str, _check(_DOMAIN, "a fully qualified domain name such as corp.obiam.internal")] = (
         "corp.obiam.internal")
     short_name: Annotated[str, _check(_NETBIOS, "a NetBIOS name of 1-15 letters, digits and -")] | None = None
@@ -505,11 +519,11 @@ class DirectoryConfig(Model):
         return self.short_name or self.name.split(".")[0].upper()[:15]
 
     @property
-    def effective_edition(self) -> str | None:
+    def effective_edition(self) -> DirectoryEdition | None:
         return (self.edition or "Standard") if self.type == "MicrosoftAD" else None
 
     @property
-    def effective_size(self) -> str:
+    def effective_size(self) -> DirectorySize:
         return self.size or "Small"
 
 
@@ -538,7 +552,7 @@ class RemoteStateConfig(Model):
     key_prefix: Annotated[str, _check(_KEY_PREFIX, "an S3 key prefix without spaces")] = "wso2-ob-iam"
     region: Region | None = None
     # S3-native locking (Terraform >= 1.10, OpenTofu >= 1.10) needs no DynamoDB table.
-    lock: Literal["s3_lockfile", "dynamodb"] = "s3_lockfile"
+    lock: StateLock = "s3_lockfile"
     dynamodb_table: Annotated[str, _check(_DYNAMODB_TABLE, "a DynamoDB table name")] | None = None
     kms_key_id: Annotated[str, Field(pattern=r"^(arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/|alias/)"
                                               r"[A-Za-z0-9/_-]+$")] | None = None
@@ -605,7 +619,7 @@ class BackupConfig(Model):
     # cut, but a principal with backup:DeleteBackupVaultLockConfiguration can remove the lock. compliance:
     # after lock_changeable_for_days nobody (not the root user, not AWS) can remove the lock, delete the
     # vault or a recovery point before its retention ends; it is irreversible, so it is never a default.
-    lock: Literal["none", "governance", "compliance"] = "governance"
+    lock: BackupLock = "governance"
     lock_changeable_for_days: Annotated[int, Field(ge=MIN_LOCK_GRACE_DAYS, le=36500)] | None = None
 
     @model_validator(mode="after")

@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
+from obiam.choices import EngineLifecycleSupport
+
 # What follows the major in a full RDS engine version, per engine family, as RDS names them:
 # MySQL 8.0.39 and PostgreSQL 13.16 (RDS User Guide, "Amazon RDS for MySQL/PostgreSQL versions"),
 # SQL Server 15.00.4415.2.v1 ("Microsoft SQL Server versions on Amazon RDS"), Oracle
@@ -82,8 +84,8 @@ class DatabaseEngine:
         return self.parameter_group_family.format(major=self.major_of(version) or self.default_version)
 
 
-EXTENDED_SUPPORT = "open-source-rds-extended-support"
-EXTENDED_SUPPORT_DISABLED = "open-source-rds-extended-support-disabled"
+EXTENDED_SUPPORT: EngineLifecycleSupport = "open-source-rds-extended-support"
+EXTENDED_SUPPORT_DISABLED: EngineLifecycleSupport = "open-source-rds-extended-support-disabled"
 
 # RDS User Guide, "Supported MySQL major versions on Amazon RDS" and "Release calendars for Amazon RDS
 # for PostgreSQL" (end of RDS standard support; read 2026-11-25). Confirm in an account with

@@ -30,6 +30,7 @@ from constructs import Construct
 
 from ob_iam.account import AccountContext
 from ob_iam.encryption_key import EncryptionKey, EncryptionKeyProps
+from obiam.choices import VaultLockMode
 
 # AWS managed policies for AWS Backup's service role (AWS Backup Developer Guide, "Managed policies").
 SERVICE_ROLE_POLICIES = ("AWSBackupServiceRolePolicyForBackup", "AWSBackupServiceRolePolicyForRestores")
@@ -37,7 +38,7 @@ SERVICE_ROLE_POLICIES = ("AWSBackupServiceRolePolicyForBackup", "AWSBackupServic
 
 @dataclass(frozen=True)
 class VaultLockProps:
-    mode: str  # governance or compliance
+    mode: VaultLockMode
     min_retention_days: int
     # compliance only: days until the lock becomes immutable (>= 3, the 72-hour cooling-off period).
     changeable_for_days: int | None = None

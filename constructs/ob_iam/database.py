@@ -17,6 +17,7 @@ from constructs import Construct
 from ob_iam.account import AccountContext
 from ob_iam.log_groups import EncryptedLogGroups, EncryptedLogGroupsProps
 from ob_iam.security import Connections, Grantable, Port, secrets_read
+from obiam.choices import EngineLifecycleSupport
 from obiam.database_engines import DatabaseEngine
 
 
@@ -38,7 +39,7 @@ class DatabaseProps:
     logs_kms_key_arn: str
     log_retention_days: int
     # RDS for MySQL and PostgreSQL only (CreateDBInstance EngineLifecycleSupport); None: RDS's default.
-    engine_lifecycle_support: str | None = None
+    engine_lifecycle_support: EngineLifecycleSupport | None = None
     deletion_protection: bool = True
     final_snapshot: bool = True
     prevent_destroy: bool = True

@@ -19,6 +19,7 @@ from constructs import Construct
 
 from ob_iam.log_groups import encrypted_log_group
 from ob_iam.security import Connections, Port
+from obiam.choices import DirectoryEdition, DirectorySize, DirectoryType
 
 # WSO2's user store binds over LDAP (Directory Service's domain controllers serve 389 and, with LDAPS, 636).
 LDAP = Port(389, "LDAP user store")
@@ -28,9 +29,9 @@ LDAP = Port(389, "LDAP user store")
 class DirectoryProps:
     name: str  # the domain, e.g. corp.obiam.bank.example.com
     short_name: str
-    type: str  # "MicrosoftAD" or "SimpleAD"
-    edition: str | None
-    size: str | None
+    type: DirectoryType
+    edition: DirectoryEdition | None
+    size: DirectorySize | None
     vpc_id: str
     # Two subnets in two AZs: one domain controller in each.
     subnet_ids: list[str]

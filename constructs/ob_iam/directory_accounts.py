@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Literal
 
 from cdktf import AssetType, TerraformAsset
 from cdktf_cdktf_provider_aws.cloudwatch_event_rule import CloudwatchEventRule
@@ -47,6 +46,7 @@ from ob_iam.account import AccountContext
 from ob_iam.log_groups import encrypted_log_group
 from ob_iam.node_secrets import generated_password, kms_secret
 from ob_iam.security import Grantable, secrets_read
+from obiam.choices import DirectoryType
 
 # Daily at noon UTC, so every day-long alarm period holds exactly one run; 41 days of warning
 # before an account's 42-day password age runs out.
@@ -56,7 +56,7 @@ RENEWAL_SCHEDULE = "cron(0 12 * * ? *)"
 @dataclass(frozen=True)
 class DirectoryAccountsProps:
     directory_id: str
-    directory_type: Literal["MicrosoftAD", "SimpleAD"]
+    directory_type: DirectoryType
     admin_username: str
     admin_secret_arn: str
     # sAMAccountNames of the dedicated accounts (Managed Microsoft AD only; at most 20 characters).

@@ -26,11 +26,12 @@ from constructs import Construct
 
 from ob_iam.security import Connections
 from obiam import wso2
+from obiam.choices import StickinessType
 
 
 @dataclass(frozen=True)
 class StickinessProps:
-    type: str  # "app_cookie" or "lb_cookie"
+    type: StickinessType
     cookie_name: str
     cookie_duration: int
 

@@ -35,6 +35,7 @@ from cdktf_cdktf_provider_aws.vpc_security_group_egress_rule import VpcSecurityG
 from constructs import Construct
 
 from ob_iam.security import Connections, Grantable, Port, Statement
+from obiam.choices import MetadataHttpTokens, ScalingMetric
 
 # Amazon Linux 2023's root device.
 ROOT_DEVICE = "/dev/xvda"
@@ -72,7 +73,7 @@ class NodeGroupProps:
     service_port: int
     cluster_port: int
     health_check_grace_period: int
-    scaling_metric: str  # "cpu" or "requests_per_target"
+    scaling_metric: ScalingMetric
     scaling_target_value: int
     # "<alb arn suffix>/<target group arn suffix>", for request-count scaling.
     scaling_resource_label: str
@@ -82,7 +83,7 @@ class NodeGroupProps:
     downloads: tuple[str, ...]
     # The CloudWatch namespace the nodes publish their own metrics to (and no other).
     metrics_namespace: str
-    metadata_http_tokens: str = "required"
+    metadata_http_tokens: MetadataHttpTokens = "required"
     # What must exist before the first node boots (e.g. WSO2's directory accounts).
     boot_after: list[TerraformResource] = field(default_factory=list)
 
