@@ -32,7 +32,7 @@ from ob_iam.runtime_config import NodeRuntimeConfig, NodeRuntimeConfigProps
 from ob_iam.web_application_firewall import WebApplicationFirewall, WebApplicationFirewallProps
 from obiam import bootstrap, database_engines, directory_service, lambda_package, wso2
 from obiam.environments import Environment
-from obiam.naming import CLUSTER_TAG_KEY, Names, default_tags
+from obiam.naming import CLUSTER_TAG_KEY, Names
 from stacks.assets import asset_file
 
 # Fully-qualified sources, so Terraform and OpenTofu resolve the same providers. The
@@ -184,7 +184,7 @@ class ObIamStack(TerraformStack):
         assert ami is not None  # config requires it
         image_id = ami.id or DataAwsSsmParameter(self, "ami", name=ami.ssm_parameter).insecure_value
         instance_tags = {
-            **default_tags(environment),
+            **environment.default_tags,
             "Name": names.autoscaling_group,
             # Cluster members find each other by this tag (and the node security group).
             CLUSTER_TAG_KEY: names.cluster_tag_value,
@@ -292,7 +292,7 @@ class ObIamStack(TerraformStack):
         AwsProvider(self, "aws", region=config.region, allowed_account_ids=[config.account.id],
                     assume_role=[AwsProviderAssumeRole(role_arn=role, session_name=f"obiam-{environment.name}")]
                     if role else None,
-                    default_tags=[AwsProviderDefaultTags(tags=default_tags(environment))])
+                    default_tags=[AwsProviderDefaultTags(tags=environment.default_tags)])
         RandomProvider(self, "random")
         self._remote_state()
         for name, source in PROVIDER_SOURCES.items():
