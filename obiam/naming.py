@@ -138,6 +138,19 @@ class Names:
         return f"/aws/directoryservice/{self.prefix}"
 
     @property
+    def directory_log_policy(self) -> str:
+        # The CloudWatch Logs resource policy that lets Directory Service write to that group.
+        return f"{self.prefix}-directory-logs"
+
+    def key_alias(self, concern: str) -> str:
+        """The KMS alias (without `alias/`) of the key for one concern: data, logs, ebs."""
+        return f"{self.prefix}-{concern}"
+
+    def access_log_bucket(self, account_id: str) -> str:
+        # S3 bucket names are global: the account id keeps two accounts' environments of one name apart.
+        return f"{self.prefix}-alb-logs-{account_id}"
+
+    @property
     def waf_log_group(self) -> str:
         # WAF delivers logs only to groups whose name starts with aws-waf-logs-.
         return f"aws-waf-logs-{self.prefix}"

@@ -63,14 +63,14 @@ class ObIamStack(TerraformStack):
         backup_config = config.backup
         copy_account = backup_config.copy_account_vault_arn
         data_key = EncryptionKey(self, "data-key", account, EncryptionKeyProps(
-            alias=f"{names.prefix}-data", description=f"{names.prefix}: database, artifact file system, secrets",
+            alias=names.key_alias("data"), description=f"{names.prefix}: database, artifact file system, secrets",
             # RDS snapshots keep this key, so a copy to another account needs that account to use it.
             shared_with_accounts=(copy_account.split(":")[4],) if backup_config.enabled and copy_account else ()))
         logs_key = EncryptionKey(self, "logs-key", account, EncryptionKeyProps(
-            alias=f"{names.prefix}-logs", description=f"{names.prefix}: CloudWatch log groups and alarm notifications",
+            alias=names.key_alias("logs"), description=f"{names.prefix}: CloudWatch log groups and alarm notifications",
             allow_cloudwatch_logs=True, allow_services=("cloudwatch.amazonaws.com",)))
         ebs_key = EncryptionKey(self, "ebs-key", account, EncryptionKeyProps(
-            alias=f"{names.prefix}-ebs", description=f"{names.prefix}: node root volumes",
+            alias=names.key_alias("ebs"), description=f"{names.prefix}: node root volumes",
             service_role_arns=(asg_service_role.arn,)))
 
         existing = config.network.existing_vpc
@@ -91,7 +91,7 @@ class ObIamStack(TerraformStack):
         log_bucket = None
         if lb_config.access_logs:
             log_bucket = AccessLogBucket(self, "alb-logs", account, AccessLogBucketProps(
-                bucket_name=f"{names.prefix}-alb-logs-{account.account_id}", retention_days=retention,
+                bucket_name=names.access_log_bucket(account.account_id), retention_days=retention,
                 force_destroy=not protection.prevent_destroy))
         load_balancer = LoadBalancer(self, "load-balancer", LoadBalancerProps(
             name=names.load_balancer, target_group_name=names.target_group,
@@ -139,18 +139,17 @@ class ObIamStack(TerraformStack):
             self._backup(account, database, artifacts)
 
         dir_config = config.directory
-        settings = bootstrap.settings_for(environment)
+        accounts = wso2.directory_accounts(dir_config.type, dir_config.name)
         directory = Directory(self, "directory", DirectoryProps(
             name=dir_config.name, short_name=dir_config.netbios_name, type=dir_config.type,
             edition=dir_config.effective_edition,
             size=dir_config.effective_size if dir_config.type == "SimpleAD" else None,
             vpc_id=network.vpc_id, subnet_ids=network.data_subnet_ids, secret_name=names.directory_secret,
-            admin_username=settings.directory_admin_username, kms_key_arn=data_key.arn,
-            log_group_name=names.directory_log_group, log_policy_name=f"{names.prefix}-directory-logs",
+            admin_username=accounts.directory_admin, kms_key_arn=data_key.arn,
+            log_group_name=names.directory_log_group, log_policy_name=names.directory_log_policy,
             log_retention_days=retention, logs_kms_key_arn=logs_key.arn,
             prevent_destroy=protection.prevent_destroy))
 
-        accounts = wso2.directory_accounts(dir_config.type, dir_config.name)
         accounts_package = lambda_package.directory_accounts()
         directory_accounts = DirectoryAccounts(self, "directory-accounts", account, DirectoryAccountsProps(
             directory_id=directory.directory_id, directory_type=dir_config.type,
