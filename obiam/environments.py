@@ -19,7 +19,8 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from obiam import naming, safe_yaml
-from obiam.config import EnvironmentConfig, RuleViolations
+from obiam.config import EnvironmentConfig
+from obiam.config_values import RuleViolations
 from obiam.safe_yaml import dotted, show
 
 EPHEMERAL_TEMPLATE = "ephemeral"

@@ -35,6 +35,16 @@ CARBON_PORTS = {HTTPS_SERVLET_PORT: "HTTPS servlet port", 9763: "HTTP servlet po
 # The OB accelerator's deployment.toml for IS 5.11, where the pack carries it (the accelerator zip's
 # repository/resources/; its configure.sh copies it over repository/conf/deployment.toml).
 ACCELERATOR_DEPLOYMENT_TOML = "repository/resources/wso2is-5.11.0-deployment.toml"
+# WSO2 Open Banking IAM product versions the toolkit supports and the JDK majors each runs
+# on. OB 3.0 on IS 5.11 runs on JDK 11 only: OB's prerequisites keep JDK 17 for IS 6.0 with
+# API Manager 4.2, and IS 5.11 GA's wso2server.sh (kernel 4.6.1) knows JDKs up to 11. OB 2.0
+# (Key Manager, JDK 8) is not supported: its datasource mapping is not in this module.
+PRODUCT_JDKS: dict[str, tuple[int, ...]] = {"3.0.0": (11,)}
+DEFAULT_JDK = {"3.0.0": "11"}
+
+# WSO2's deployment guide: "There's a known issue with JDK1.8.0_151".
+KNOWN_BAD_JDKS = ("1.8.0_151",)
+
 # The least-privileged database user WSO2 connects as; the RDS master user is for schema set-up only.
 APPLICATION_DB_USER = "obiam_wso2"
 

@@ -67,7 +67,7 @@ class Distribution:
     extension_files: tuple[tuple[str, str], ...]
 
 
-# One entry per supported product version (obiam.config.PRODUCT_JDKS).
+# One entry per supported product version (obiam.wso2.PRODUCT_JDKS).
 DISTRIBUTIONS: dict[str, Distribution] = {
     "3.0.0": Distribution(
         version="3.0.0",
