@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from conftest import ROOT, Synth, variant_environment
+from obiam.database_engines import ENGINES
 from tfjson import resources
 
 pytestmark = pytest.mark.synth
@@ -141,3 +142,35 @@ def test_a_connection_to_a_group_that_serves_no_port_names_the_port() -> None:
     # AWS's directory group already admits the VPC: no ingress rule is written on it.
     assert set(synthesized["aws_vpc_security_group_ingress_rule"]) == {"alb-to-nodes-ingress"}
     assert synthesized["aws_vpc_security_group_ingress_rule"]["alb-to-nodes-ingress"]["from_port"] == 9446
+
+
+@pytest.mark.parametrize("engine_name", sorted(ENGINES))
+def test_the_database_takes_every_rds_fact_from_its_engine(engine_name: str) -> None:
+    """Every engine the config accepts, also the ones no environment of the suite synthesizes (RDS User Guide:
+    parameter group families, "Publishing database logs to Amazon CloudWatch Logs" per engine, license models:
+    SQL Server license-included, Oracle SE2 license-included, EE bring-your-own-license)."""
+    import ob_iam  # noqa: F401
+    from ob_iam.account import AccountContext
+    from ob_iam.database import Database, DatabaseProps
+    from ob_iam.security import Connections
+
+    engine = ENGINES[engine_name]
+    version = engine.versions[-1]
+    stack = _bare_stack()
+    database = Database(stack, "database", AccountContext("111111111111", "aws", "eu-west-2"), DatabaseProps(
+        identifier="unit-db", vpc_id="vpc-1", subnet_ids=["subnet-1", "subnet-2"], engine=engine,
+        engine_version=version, instance_class="db.m6i.large", allocated_storage=100, max_allocated_storage=200,
+        backup_retention_period=7, kms_key_arn="arn:key", performance_insights=True, monitoring_interval=0,
+        logs_kms_key_arn="arn:logs", log_retention_days=30, prevent_destroy=True))
+    database.connections.allow_from(Connections(stack, "nodes", "sg-nodes"))
+    synthesized = _synth(stack)["resource"]
+    (instance,) = synthesized["aws_db_instance"].values()
+    (parameters,) = synthesized["aws_db_parameter_group"].values()
+    assert instance["engine"] == engine_name and instance["engine_version"] == version
+    assert parameters["family"] == engine.family(version)
+    assert instance.get("license_model") == engine.license_model
+    assert instance["enabled_cloudwatch_logs_exports"] == list(engine.log_exports)
+    # RDS writes each export to /aws/rds/instance/<id>/<log>: those groups exist first, encrypted.
+    assert sorted(g["name"] for g in synthesized["aws_cloudwatch_log_group"].values()) == sorted(
+        f"/aws/rds/instance/unit-db/{log}" for log in engine.log_exports)
+    assert synthesized["aws_vpc_security_group_ingress_rule"]["nodes-to-db-ingress"]["from_port"] == engine.port
