@@ -36,7 +36,7 @@ class StickinessProps:
     cookie_duration: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LoadBalancerProps:
     name: str
     target_group_name: str
@@ -47,11 +47,12 @@ class LoadBalancerProps:
     ssl_policy: str
     target_port: int
     stickiness: StickinessProps
-    internal: bool = False
-    ingress_cidrs: tuple[str, ...] = ("0.0.0.0/0",)
-    mutual_tls_passthrough: bool = False
-    deregistration_delay: int = 60
-    idle_timeout: int = 60
+    # Tuning and exposure come from config (obiam/config.py LoadBalancerConfig, their one home).
+    internal: bool
+    ingress_cidrs: tuple[str, ...]
+    mutual_tls_passthrough: bool
+    deregistration_delay: int
+    idle_timeout: int
     deletion_protection: bool = True
     access_log_bucket: str | None = None
     access_log_prefix: str = "alb"

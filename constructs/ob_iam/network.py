@@ -47,7 +47,7 @@ class ExistingVpcProps:
     data_subnet_ids: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class NetworkProps:
     name_prefix: str
     region: str
@@ -57,7 +57,7 @@ class NetworkProps:
     flow_log_group_name: str
     log_retention_days: int
     logs_kms_key_arn: str
-    nat_gateway_per_az: bool = True
+    nat_gateway_per_az: bool  # config's network.nat_gateways
     flow_logs: bool = True
     existing: ExistingVpcProps | None = None
     prevent_destroy: bool = True

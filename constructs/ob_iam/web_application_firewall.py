@@ -50,7 +50,7 @@ COUNT_ONLY = {
 REDACTED_HEADERS = ("authorization", "cookie")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class WebApplicationFirewallProps:
     name: str
     load_balancer_arn: str
@@ -58,7 +58,7 @@ class WebApplicationFirewallProps:
     log_group_name: str
     log_retention_days: int
     logs_kms_key_arn: str
-    rate_limit_per_5_minutes: int = 2000
+    rate_limit_per_5_minutes: int  # config's load_balancer.waf_rate_limit
     # Tor exits, VPNs and open proxies; a bank may let customers log in through a VPN.
     block_anonymous_ips: bool = True
     # False: every rule counts instead of blocking (a trial in a lower tier).
