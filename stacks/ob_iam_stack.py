@@ -242,10 +242,10 @@ class ObIamStack(TerraformStack):
         node_logs.grant_write(nodes.role)
         nodes.boot_after(*artifacts.ready)
 
-        nodes.connections.allow_from(load_balancer.connections)
-        artifacts.connections.allow_from(nodes.connections)
-        database.connections.allow_from(nodes.connections)
-        directory.connections.allow_from(nodes.connections)
+        nodes.connections.allow_from(load_balancer)
+        artifacts.connections.allow_from(nodes)
+        database.connections.allow_from(nodes)
+        directory.connections.allow_from(nodes)
 
     def _backup(self, account: AccountContext, database: Database, artifacts: ArtifactFileSystem) -> None:
         config = self.environment.config

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from cdktf import TerraformStack
 from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
@@ -57,6 +57,13 @@ class Port:
     protocol: str = "tcp"
 
 
+class Connectable(Protocol):
+    """A construct with a security group: `connections` says which port its owner serves."""
+
+    @property
+    def connections(self) -> Connections: ...
+
+
 class Connections:
     """A security group, the port its owner serves, and the rules that let peers reach it.
 
@@ -73,8 +80,10 @@ class Connections:
         # A group AWS manages (a directory's) already admits the VPC; only the peer's egress is ours.
         self._accepts_rules = not managed_by_aws
 
-    def allow_from(self, peer: Connections, port: Port | None = None) -> None:
+    def allow_from(self, peer: Connections | Connectable, port: Port | None = None) -> None:
         """Lets `peer`'s members reach this group's members on `port` (default: the owner's port)."""
+        if not isinstance(peer, Connections):
+            peer = peer.connections
         port = port or self.default_port
         if port is None:
             raise ValueError(f"{self.name} serves no default port; name the port to allow")
