@@ -638,6 +638,9 @@ class ObservabilityConfig(Model):
 
 class EphemeralConfig(Model):
     ttl_hours: Annotated[int, Field(ge=1, le=24 * 14)] = 72
+    # `obiam keep` may hold an environment past its ExpiresAt by at most this much; the reaper caps
+    # any obiam:keep-until tag there.
+    max_keep_hours: Annotated[int, Field(ge=0, le=24 * 30)] = 24 * 7
 
 
 class AccountConfig(Model):

@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from cdktf import S3Backend, TerraformOutput, TerraformStack, Token
 from cdktf_cdktf_provider_aws.data_aws_ssm_parameter import DataAwsSsmParameter
-from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderAssumeRole, AwsProviderDefaultTags
+from cdktf_cdktf_provider_aws.provider import (
+    AwsProvider,
+    AwsProviderAssumeRole,
+    AwsProviderDefaultTags,
+    AwsProviderIgnoreTags,
+)
 from cdktf_cdktf_provider_random.provider import RandomProvider
 from constructs import Construct
 
@@ -32,7 +37,7 @@ from ob_iam.security import allow
 from ob_iam.web_application_firewall import WebApplicationFirewall, WebApplicationFirewallProps
 from obiam import bootstrap, database_engines, directory_service, lambda_package, wso2
 from obiam.environments import Environment
-from obiam.naming import CLUSTER_TAG_KEY, Names, default_tags
+from obiam.naming import CLUSTER_TAG_KEY, KEEP_UNTIL_TAG_KEY, Names, default_tags
 from stacks.assets import asset_file
 
 # Fully-qualified sources, so Terraform and OpenTofu resolve the same providers. The
@@ -319,7 +324,9 @@ class ObIamStack(TerraformStack):
         AwsProvider(self, "aws", region=config.region, allowed_account_ids=[config.account.id],
                     assume_role=[AwsProviderAssumeRole(role_arn=role, session_name=f"obiam-{environment.name}")]
                     if role else None,
-                    default_tags=[AwsProviderDefaultTags(tags=default_tags(environment))])
+                    default_tags=[AwsProviderDefaultTags(tags=default_tags(environment))],
+                    # `obiam keep` sets it outside Terraform; an apply must not take it away again.
+                    ignore_tags=[AwsProviderIgnoreTags(keys=[KEEP_UNTIL_TAG_KEY])])
         RandomProvider(self, "random")
         self._remote_state()
         for name, source in PROVIDER_SOURCES.items():

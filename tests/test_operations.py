@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 from configs import with_values
 from typer.testing import CliRunner
 
+from conftest import ROOT
 from obiam.cli import app
 from obiam.environments import Environment, parse_environment
 from obiam.naming import Names
@@ -391,9 +392,11 @@ def deploy(session: Any, env: Environment, *, multi_az: bool = True, sticky: boo
     for zone in mount_zones:
         efs.create_mount_target(FileSystemId=fs, SubnetId=subnets[zone])
     if directory:
+        # The provider's default tags put Environment on the directory, as on everything.
         session.client("ds").create_microsoft_ad(
             Name=env.config.directory.name, Password="Passw0rd!Passw0rd", Edition="Standard",
-            VpcSettings={"VpcId": vpc, "SubnetIds": list(subnets.values())})
+            VpcSettings={"VpcId": vpc, "SubnetIds": list(subnets.values())},
+            Tags=[{"Key": "Environment", "Value": env.name}])
 
 
 def test_verify_passes_on_a_healthy_deployment(mocked: Any) -> None:
@@ -485,27 +488,118 @@ def destroys(monkeypatch: pytest.MonkeyPatch) -> list[tuple[list[str], dict[str,
     return calls
 
 
-def test_reap_dry_run_prints_and_destroys_nothing(mocked: Any, destroys: list[Any]) -> None:
+@pytest.fixture
+def template_dir(tmp_path: Any) -> str:
+    """environments/ephemeral.yaml as in the repo, for moto's account."""
+    from obiam.safe_yaml import load
+
+    data = load((ROOT / "environments" / "ephemeral.yaml").read_text())
+    data["account"]["id"] = MOTO_ACCOUNT
+    data["load_balancer"]["certificate_arn"] = data["load_balancer"]["certificate_arn"].replace(
+        ":333333333333:", f":{MOTO_ACCOUNT}:")
+    directory = tmp_path / "environments"
+    directory.mkdir()
+    (directory / "ephemeral.yaml").write_text(json.dumps(data))
+    return str(directory)
+
+
+def reap_cli(template_dir: str, *arguments: str) -> Any:
+    return CliRunner().invoke(app, ["reap", *arguments, "--environments-dir", template_dir])
+
+
+def test_reap_is_a_dry_run_unless_told_to_apply(mocked: Any, destroys: list[Any], template_dir: str) -> None:
     from obiam import ephemeral
 
     old = ephemeral.stack_name("feature/old")
     tag_ephemeral(mocked, old, "feature/old", "2026-01-01T00:00:00Z")
-    result = CliRunner().invoke(app, ["reap", "--dry-run"])
+    result = reap_cli(template_dir)
     assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"obiam reap in account {MOTO_ACCOUNT}, {REGION}: 1 per-branch environment(s) "
+                                    "past their deadline will be destroyed:")
     assert f"expired  {old}" in result.output and "would run: OBIAM_EPHEMERAL_BRANCH=feature/old" in result.output
+    assert result.output.rstrip().endswith("dry run: nothing was destroyed; run with --apply to destroy")
     assert destroys == []
 
 
-def test_reap_destroys_only_expired_environments(mocked: Any, destroys: list[Any]) -> None:
+def test_reap_announces_then_destroys_only_expired_environments(mocked: Any, destroys: list[Any],
+                                                               template_dir: str) -> None:
     from obiam import ephemeral
 
     old, new = ephemeral.stack_name("feature/old"), ephemeral.stack_name("feature/new")
     tag_ephemeral(mocked, old, "feature/old", "2026-01-01T00:00:00Z")
     tag_ephemeral(mocked, new, "feature/new", "2999-01-01T00:00:00Z")
-    result = CliRunner().invoke(app, ["reap"])
+    sns, sqs = mocked.client("sns"), mocked.client("sqs")
+    topic = sns.create_topic(Name="obiam-reaper")["TopicArn"]
+    queue = sqs.create_queue(QueueName="reaper-notices")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"})
+    result = reap_cli(template_dir, "--apply", "--notify-topic-arn", topic)
     assert result.exit_code == 0, result.output
     assert [command[3] for command, _ in destroys] == [old]
-    assert f"keep     {new}" in result.output
+    assert f"keep     {new}" in result.output and f"destroy  {old}" in result.output
+    (message,) = sqs.receive_message(QueueUrl=queue)["Messages"]
+    assert message["Body"].startswith(f"obiam reap in account {MOTO_ACCOUNT}, {REGION}: 1 per-branch")
+    assert f"- {old} (branch feature/old, deadline 2026-01-01T00:00:00Z" in message["Body"]
+
+
+def test_a_keep_until_tag_holds_an_environment_but_never_past_the_configured_maximum() -> None:
+    """ephemeral.max_keep_hours caps how far `obiam keep` can push the deadline past ExpiresAt."""
+    expires = dt.datetime(2026, 11, 20, 12, tzinfo=dt.UTC)
+    kept = reap.EphemeralEnvironment("eph-x", "x", expires, 5, keep_until=expires + dt.timedelta(hours=24))
+    greedy = reap.EphemeralEnvironment("eph-y", "y", expires, 5, keep_until=expires + dt.timedelta(days=90))
+    moment = expires + dt.timedelta(hours=12)
+    assert not kept.expired(moment, max_keep_hours=168) and kept.expired(moment, max_keep_hours=6)
+    assert greedy.deadline(168) == expires + dt.timedelta(hours=168)
+    assert greedy.expired(expires + dt.timedelta(hours=169), max_keep_hours=168)
+
+
+def test_keep_tags_the_environment_and_the_reaper_honours_it(mocked: Any, destroys: list[Any],
+                                                            template_dir: str) -> None:
+    from obiam import ephemeral
+
+    name = ephemeral.stack_name("feature/demo")
+    soon = (reap.now() + dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    tag_ephemeral(mocked, name, "feature/demo", soon)
+    kept = CliRunner().invoke(app, ["keep", "--branch", "feature/demo", "--hours", "48",
+                                    "--environments-dir", template_dir])
+    assert kept.exit_code == 0 and kept.output.startswith(f"{name}: kept until "), kept.output
+    (found,) = reap.find_ephemeral_environments(mocked, REGION)
+    assert found.keep_until is not None and found.keep_until > found.expires_at  # type: ignore[operator]
+    too_long = CliRunner().invoke(app, ["keep", "--branch", "feature/demo", "--hours", str(24 * 30),
+                                        "--environments-dir", template_dir])
+    assert too_long.exit_code == 2 and "ephemeral.max_keep_hours 168" in too_long.output
+
+
+def test_reap_json_lists_every_environment_and_its_decision(mocked: Any, destroys: list[Any],
+                                                           template_dir: str) -> None:
+    from obiam import ephemeral
+
+    old, new = ephemeral.stack_name("feature/old"), ephemeral.stack_name("feature/new")
+    tag_ephemeral(mocked, old, "feature/old", "2026-01-01T00:00:00Z")
+    tag_ephemeral(mocked, new, "feature/new", "2999-01-01T00:00:00Z")
+    result = reap_cli(template_dir, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert (report["account"], report["applied"]) == (MOTO_ACCOUNT, False)
+    assert {e["name"]: e["action"] for e in report["environments"]} == {old: "destroy", new: "keep"}
+
+
+def test_reap_refuses_another_accounts_credentials(mocked: Any, destroys: list[Any], template_dir: str) -> None:
+    path = ROOT / "environments"
+    result = CliRunner().invoke(app, ["reap", "--apply", "--environments-dir", str(path)])
+    assert result.exit_code == 2 and "allows only account 333333333333 (account.id)" in result.output
+    assert destroys == []
+
+
+def test_verify_finds_a_branch_environments_directory_by_its_own_tag_not_the_shared_domain_name(
+        mocked: Any) -> None:
+    """Every per-branch environment uses the template's domain name; only the Environment tag tells
+    their directories apart (#18 isolation)."""
+    mine, other = environment("eph-a-111111"), environment("eph-b-222222")
+    deploy(mocked, other)
+    check = next(c for c in verify(mocked, mine, REGION) if c.name == "directory")
+    assert (check.passed, check.detail) == (False, f"directory {mine.config.directory.name} of eph-a-111111 not found "
+                                                   "(1 of that name belong to other environments)")
 
 
 # --- errors ------------------------------------------------------------------------------------
