@@ -60,6 +60,7 @@ _ACM_ARN = re.compile(
 )
 # Keys limited to S3's "safe characters": the URI ends up inside the node's boot script.
 _ACCOUNT_ID = re.compile(r"^\d{12}$")
+_HOSTED_ZONE_ID = re.compile(r"^Z[A-Z0-9]{1,31}$")
 _ROLE_ARN = re.compile(r"^arn:aws(-cn|-us-gov)?:iam::(?P<account>\d{12}):role/[A-Za-z0-9+=,.@_/-]{1,512}$")
 _S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>[A-Za-z0-9!_.*'()/+=-]+)$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -158,6 +159,19 @@ def _vpc_cidr(value: str) -> str:
     if not 16 <= network.prefixlen <= 22:
         raise ValueError("allowed: a prefix from /16 to /22 (AWS allows /16 at most; /22 is the smallest that "
                          "still leaves a /28 data and public subnet in each of six AZs)")
+    if not network.is_private:
+        raise ValueError("allowed: a private (RFC 1918) range")
+    return value
+
+
+BRANCH_VPC_PREFIX = 20
+
+
+def _vpc_cidr_pool(value: str) -> str:
+    network = ipaddress.IPv4Network(_cidr(value))
+    if not 8 <= network.prefixlen <= BRANCH_VPC_PREFIX - 4:
+        raise ValueError(f"allowed: a private range from /8 to /{BRANCH_VPC_PREFIX - 4}, room for at least 16 branch "
+                         f"VPCs of /{BRANCH_VPC_PREFIX} each")
     if not network.is_private:
         raise ValueError("allowed: a private (RFC 1918) range")
     return value
@@ -388,6 +402,10 @@ class LoadBalancerConfig(Model):
     hostname: Annotated[str, _check(_HOSTNAME, "a lower-case DNS name such as iam.bank.example.com")]
     certificate_arn: Annotated[str, _check(_ACM_ARN, "an ACM certificate ARN, "
                                            "arn:aws:acm:<region>:<account>:certificate/<uuid>")]
+    # A Route 53 hosted zone for `hostname`: the stack then owns the alias record to the load balancer
+    # (and a destroy removes it). Unset: point the name at the `alb_dns_name` output yourself.
+    hosted_zone_id: Annotated[str, _check(_HOSTED_ZONE_ID, "a Route 53 hosted zone id such as "
+                                          "Z0123456789ABCDEFGHIJ")] | None = None
     internal: bool = False
     ssl_policy: Literal[FAPI_SSL_POLICIES] = FAPI_SSL_POLICIES[0]  # type: ignore[valid-type]
     ingress_cidrs: Annotated[list[Cidr], Field(min_length=1)] = ["0.0.0.0/0"]
@@ -641,6 +659,12 @@ class EphemeralConfig(Model):
     # `obiam keep` may hold an environment past its ExpiresAt by at most this much; the reaper caps
     # any obiam:keep-until tag there.
     max_keep_hours: Annotated[int, Field(ge=0, le=24 * 30)] = 24 * 7
+    # Each branch environment answers at <its name>.<domain> (load_balancer.hosted_zone_id holds the
+    # zone; load_balancer.certificate_arn must cover *.<domain>). Unset: all share the template's hostname.
+    domain: Annotated[str, _check(_HOSTNAME, "a lower-case DNS name such as eph.dev.bank.example.com")] | None = None
+    # Each branch environment gets its own /20 of this range (by a hash of the branch), so no two share
+    # a CIDR by design; `obiam preflight --branch` refuses one that collides with a live branch's VPC.
+    vpc_cidr_pool: Annotated[str, AfterValidator(_vpc_cidr_pool)] | None = None
 
 
 class AccountConfig(Model):
@@ -768,6 +792,10 @@ class EnvironmentConfig(Model):
         if self.tier == "ephemeral" and any(v for _, v in self.data_protection):
             problems.append((("data_protection",), self.data_protection.model_dump(),
                              "ephemeral environments switch every protection off so that one destroy removes them"))
+        if self.ephemeral is not None and self.ephemeral.domain and self.load_balancer.hosted_zone_id is None:
+            problems.append((("load_balancer", "hosted_zone_id"), None,
+                             f"required with ephemeral.domain: each branch environment gets its record "
+                             f"<name>.{self.ephemeral.domain} in that zone"))
         if (self.tier == "ephemeral") != (self.ephemeral is not None):
             problems.append((("ephemeral",), None if self.ephemeral is None else "set",
                              "required for tier ephemeral (its ttl_hours) and allowed only there"))

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
+from obiam.config import BRANCH_VPC_PREFIX
 from obiam.environments import ConfigError, Environment, parse_environment
 from obiam.naming import TAG_VALUE_ALLOWED, tag_value_problem
 from obiam.safe_yaml import show
@@ -105,8 +107,22 @@ def from_template(template: Environment, branch: str, created_at: datetime) -> E
     problem = branch_problem(branch)
     if problem is not None:
         raise ConfigError([f"branch {show(branch)}: {problem}"])
-    ttl = template.config.ephemeral.ttl_hours if template.config.ephemeral else 72
+    settings = template.config.ephemeral
+    ttl = settings.ttl_hours if settings else 72
     expires = (created_at.astimezone(UTC) + timedelta(hours=ttl)).replace(microsecond=0)
-    return parse_environment(
-        stack_name(branch), template.config.model_dump(), template.source, branch=branch,
-        expires_at=expires.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    name = stack_name(branch)
+    data = template.config.model_dump()
+    if settings is not None and settings.domain:
+        # Its own URL, and WSO2's hostname with it (the certificate covers *.<domain>).
+        data["load_balancer"]["hostname"] = f"{name}.{settings.domain}"
+    if settings is not None and settings.vpc_cidr_pool and template.config.network.existing_vpc is None:
+        data["network"]["vpc_cidr"] = branch_vpc_cidr(settings.vpc_cidr_pool, branch)
+    return parse_environment(name, data, template.source, branch=branch,
+                             expires_at=expires.strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+
+def branch_vpc_cidr(pool: str, branch: str) -> str:
+    """The branch's own /20 of the pool, chosen by a hash of the branch name (stable across pushes)."""
+    blocks = list(ipaddress.IPv4Network(pool).subnets(new_prefix=BRANCH_VPC_PREFIX))
+    digest = int(hashlib.sha256(branch.encode("utf-8", "surrogatepass")).hexdigest(), 16)
+    return str(blocks[digest % len(blocks)])

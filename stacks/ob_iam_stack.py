@@ -113,6 +113,7 @@ class ObIamStack(TerraformStack):
             access_log_bucket=log_bucket.name if log_bucket else None,
             access_log_prefix=log_bucket.prefix if log_bucket else "alb",
             access_log_bucket_ready=tuple(log_bucket.ready) if log_bucket else (),
+            hostname=lb_config.hostname, hosted_zone_id=lb_config.hosted_zone_id,
         ))
         if lb_config.waf:
             WebApplicationFirewall(self, "waf", WebApplicationFirewallProps(

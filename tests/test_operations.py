@@ -9,6 +9,7 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -713,3 +714,23 @@ class _EndpointSession:
 
     def client(self, service: str, **kwargs: Any) -> Any:
         return self.session.client(service, endpoint_url=self.endpoint, **kwargs)
+
+
+def test_preflight_refuses_a_branch_vpc_range_another_live_branch_uses(mocked: Any, template_dir: str) -> None:
+    """ephemeral.vpc_cidr_pool picks a branch's /20 by hash, so two branches can draw the same one; the
+    second is stopped before its deploy."""
+    from obiam import ephemeral
+    from obiam.environments import load_environment
+
+    template = load_environment(Path(template_dir) / "ephemeral.yaml", Path(template_dir))
+    mine = ephemeral.from_template(template, "feature/a", reap.now())
+    ec2 = mocked.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock=mine.config.network.cidr)["Vpc"]["VpcId"]
+    ec2.create_tags(Resources=[vpc], Tags=[{"Key": "obiam:ephemeral", "Value": "true"},
+                                           {"Key": "Environment", "Value": "eph-other-abcdef"}])
+    check = next(c for c in preflight(mocked, mine, REGION) if c.name == "branch network")
+    assert (check.passed, check.detail) == (False, f"{mine.config.network.cidr} is already the VPC range of "
+                                                   "eph-other-abcdef; rename the branch, or reap or destroy that "
+                                                   "environment first")
+    ec2.create_tags(Resources=[vpc], Tags=[{"Key": "Environment", "Value": mine.name}])  # its own VPC, redeployed
+    assert next(c for c in preflight(mocked, mine, REGION) if c.name == "branch network").passed

@@ -8,6 +8,7 @@ import boto3
 
 from obiam import directory_service, instance_types
 from obiam.environments import Environment
+from obiam.naming import EPHEMERAL_TAG_KEY
 from obiam.ops.aws import client, lookup
 from obiam.ops.output import Check
 from obiam.ops.pack_s3 import object_sha256, s3_location
@@ -51,6 +52,20 @@ def _directory_check(aws: boto3.session.Session, environment: Environment, regio
                                              f"{', '.join(forbidden)}")
     return Check("directory", True, f"{kind} offered in {region}; {limits[f'{prefix}CurrentCount']} of "
                                     f"{limits[f'{prefix}Limit']} in use")
+
+
+def _branch_network_check(ec2: Any, environment: Environment) -> Check:
+    """No other live per-branch environment has this branch's VPC range (ephemeral.vpc_cidr_pool picks
+    it by a hash of the branch, so two branches can draw the same block)."""
+    cidr = environment.config.network.cidr
+    vpcs = ec2.describe_vpcs(Filters=[{"Name": "cidr-block-association.cidr-block", "Values": [cidr]},
+                                      {"Name": f"tag:{EPHEMERAL_TAG_KEY}", "Values": ["true"]}])["Vpcs"]
+    others = sorted({tag["Value"] for vpc in vpcs for tag in vpc.get("Tags", [])
+                     if tag["Key"] == "Environment" and tag["Value"] != environment.name})
+    if others:
+        return Check("branch network", False, f"{cidr} is already the VPC range of {', '.join(others)}; rename the "
+                                              "branch, or reap or destroy that environment first")
+    return Check("branch network", True, f"{cidr}: no other per-branch environment uses it")
 
 
 def preflight(aws: boto3.session.Session, environment: Environment, region: str) -> list[Check]:
@@ -118,6 +133,8 @@ def preflight(aws: boto3.session.Session, environment: Environment, region: str)
                             f"{uri} ({head['ContentLength']} bytes)" if head else f"{uri} not found"))
 
     checks.append(_directory_check(aws, environment, region))
+    if environment.branch is not None and config.network.existing_vpc is None:
+        checks.append(_branch_network_check(ec2, environment))
 
     state = config.state
     state_s3 = client(aws, "s3", config.state_region)
