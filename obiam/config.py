@@ -659,12 +659,22 @@ class EphemeralConfig(Model):
     # `obiam keep` may hold an environment past its ExpiresAt by at most this much; the reaper caps
     # any obiam:keep-until tag there.
     max_keep_hours: Annotated[int, Field(ge=0, le=24 * 30)] = 24 * 7
+    # Every push moves ExpiresAt to ttl_hours later, but never past the pull request's opening time
+    # (OBIAM_EPHEMERAL_OPENED_AT, which the CI workflow sets) plus this.
+    max_lifetime_hours: Annotated[int, Field(ge=1, le=24 * 90)] = 24 * 14
     # Each branch environment answers at <its name>.<domain> (load_balancer.hosted_zone_id holds the
     # zone; load_balancer.certificate_arn must cover *.<domain>). Unset: all share the template's hostname.
     domain: Annotated[str, _check(_HOSTNAME, "a lower-case DNS name such as eph.dev.bank.example.com")] | None = None
     # Each branch environment gets its own /20 of this range (by a hash of the branch), so no two share
     # a CIDR by design; `obiam preflight --branch` refuses one that collides with a live branch's VPC.
     vpc_cidr_pool: Annotated[str, AfterValidator(_vpc_cidr_pool)] | None = None
+
+    @model_validator(mode="after")
+    def _lifetime_covers_one_ttl(self) -> EphemeralConfig:
+        if self.max_lifetime_hours < self.ttl_hours:
+            raise RuleViolations([(("max_lifetime_hours",), self.max_lifetime_hours,
+                                   f"allowed: at least ttl_hours ({self.ttl_hours})")])
+        return self
 
 
 class AccountConfig(Model):

@@ -70,3 +70,22 @@ def test_branch_settings_that_cannot_work_are_refused(ephemeral_section: dict[st
     with pytest.raises(ConfigError) as caught:
         parse_environment("eph-x-000000", data, "environments/ephemeral.yaml")
     assert any(expected in problem for problem in caught.value.problems), caught.value.problems
+
+
+def test_pushes_keep_a_branch_environment_alive_but_never_past_its_maximum_lifetime() -> None:
+    base = template()
+    settings = base.config.ephemeral
+    assert settings is not None
+    opened = datetime(2026, 11, 1, tzinfo=UTC)
+    early = ephemeral.from_template(base, "pr-7", datetime(2026, 11, 2, tzinfo=UTC), opened)
+    assert early.expires_at == "2026-11-05T00:00:00Z"  # the push + ttl_hours (72)
+    late = ephemeral.from_template(base, "pr-7", datetime(2026, 11, 14, tzinfo=UTC), opened)
+    assert late.expires_at == "2026-11-15T00:00:00Z"  # opened + max_lifetime_hours (336), not the push + 72
+    assert settings.max_lifetime_hours == 336
+
+
+def test_an_unreadable_opening_time_is_refused_naming_the_variable() -> None:
+    with pytest.raises(ConfigError) as caught:
+        ephemeral.opened_at({ephemeral.OPENED_AT_VARIABLE: "last tuesday"})
+    assert caught.value.problems[0].startswith("OBIAM_EPHEMERAL_OPENED_AT = 'last tuesday': allowed: an ISO 8601")
+    assert ephemeral.opened_at({ephemeral.OPENED_AT_VARIABLE: ""}) is None
