@@ -19,6 +19,7 @@ from configs import with_values
 from typer.testing import CliRunner
 
 from conftest import ROOT
+from obiam import database_engines
 from obiam.cli import app
 from obiam.environments import Environment, parse_environment
 from obiam.naming import Names
@@ -39,7 +40,39 @@ def shared_session() -> boto3.session.Session:
     commands create names its region, so the session's own region does not matter."""
     import moto  # noqa: F401 - registers moto's request stubber for sessions created after it
 
-    return boto3.session.Session(region_name=REGION)
+    session = boto3.session.Session(region_name=REGION)
+    # moto 5.2.5 does not implement DescribeDBMajorEngineVersions (NotImplementedError): this answers it,
+    # in the service model's shape, before a request is made, from STANDARD_SUPPORT_ENDS.
+    session.events.register_first("before-call.rds.DescribeDBMajorEngineVersions", _major_engine_versions,
+                                  unique_id="obiam-rds-lifecycles")
+    return session
+
+
+# What the double of DescribeDBMajorEngineVersions says; tests change it to play another answer.
+STANDARD_SUPPORT_ENDS: dict[tuple[str, str], dt.date] = {
+    ("mysql", major): ends for major, ends in database_engines.ENGINES["mysql"].standard_support_ends.items()}
+
+
+def answer_support(monkeypatch: pytest.MonkeyPatch, answer: dict[tuple[str, str], dt.date]) -> None:
+    """Makes the DescribeDBMajorEngineVersions double answer `answer` for this test only."""
+    for key in list(STANDARD_SUPPORT_ENDS):
+        monkeypatch.delitem(STANDARD_SUPPORT_ENDS, key)
+    for key, ends in answer.items():
+        monkeypatch.setitem(STANDARD_SUPPORT_ENDS, key, ends)
+
+
+def _major_engine_versions(params: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
+    from botocore.awsrequest import AWSResponse
+
+    body = params["body"]  # the query-protocol request, not yet sent
+    key = (body["Engine"], body["MajorEngineVersion"])
+    ends = STANDARD_SUPPORT_ENDS.get(key)
+    windows = [] if ends is None else [{
+        "LifecycleSupportName": "open-source-rds-standard-support",
+        "LifecycleSupportStartDate": dt.datetime(2018, 1, 1, tzinfo=dt.UTC),
+        "LifecycleSupportEndDate": dt.datetime.combine(ends, dt.time(), tzinfo=dt.UTC)}]
+    return AWSResponse("", 200, {}, None), {"DBMajorEngineVersions": [{
+        "Engine": key[0], "MajorEngineVersion": key[1], "SupportedEngineLifecycles": windows}]}
 
 
 @pytest.fixture
@@ -173,7 +206,36 @@ def test_preflight_passes_on_a_ready_account(mocked: Any) -> None:
     checks = preflight(mocked, environment(load_balancer={"certificate_arn": arn}), REGION)
     assert names(checks, False) == set(), checks
     assert names(checks, True) == {"availability zones", "instance type", "AMI", "certificate", "product pack",
-                                   "JDBC driver", "directory", "state bucket"}
+                                   "JDBC driver", "directory", "engine support", "state bucket"}
+
+
+@pytest.mark.parametrize(("ends", "lifecycle", "passed", "detail"), [
+    (dt.date(2026, 7, 31), "open-source-rds-extended-support", True,
+     "mysql 8.0: RDS standard support ends 2026-07-31; Extended Support is accepted (engine_lifecycle_support)"),
+    (dt.date(2026, 6, 30), "open-source-rds-extended-support", True,
+     "mysql 8.0: RDS standard support ends 2026-06-30; Extended Support is accepted (engine_lifecycle_support); "
+     "obiam/database_engines.py says 2026-07-31: correct it there"),
+    (None, "open-source-rds-extended-support", False, "RDS names no standard-support window for mysql 8.0 here"),
+], ids=["as-the-table-says", "account-says-otherwise", "no-window"])
+def test_preflight_reads_the_engines_support_window_from_the_account(
+        mocked: Any, monkeypatch: pytest.MonkeyPatch, *, ends: dt.date | None, lifecycle: str, passed: bool,
+        detail: str) -> None:
+    """DescribeDBMajorEngineVersions, SupportedEngineLifecycles (RDS API reference): the account's own
+    dates, which the README tells readers to confirm; the toolkit's table is corrected from them."""
+    answer_support(monkeypatch, {} if ends is None else {("mysql", "8.0"): ends})
+    env = environment(database={"engine_lifecycle_support": lifecycle})
+    check = next(c for c in preflight(mocked, env, REGION) if c.name == "engine support")
+    assert (check.passed, check.detail) == (passed, detail)
+
+
+def test_preflight_fails_a_major_the_account_says_is_past_support_without_extended_support(
+        mocked: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The config judged 8.4 by the table (standard support to 2029); if the account says it already
+    ended, preflight stops the deploy that would enroll it silently."""
+    answer_support(monkeypatch, {("mysql", "8.4"): dt.date(2026, 1, 1)})
+    env = environment(database={"engine_version": "8.4", "engine_lifecycle_support": None})
+    check = next(c for c in preflight(mocked, env, REGION) if c.name == "engine support")
+    assert not check.passed and "past it, and database.engine_lifecycle_support does not accept" in check.detail
 
 
 def simple_ad_environment(**changes: Any) -> Environment:
@@ -314,7 +376,7 @@ def test_preflight_cli_exits_1_on_a_failed_check_and_prints_plain_text(mocked: A
     assert result.exit_code == 1
     assert f"preflight dev (account {MOTO_ACCOUNT}, {REGION})" in result.output
     assert "FAIL  product pack: s3://example-bank-wso2/wso2-obiam-3.0.0.zip not found" in result.output
-    assert result.output.rstrip().endswith("7 passed, 1 failed")
+    assert result.output.rstrip().endswith("8 passed, 1 failed")
 
 
 @pytest.mark.parametrize("command", ["preflight", "verify", "bootstrap-state", "rollout"])
@@ -684,7 +746,9 @@ def test_console_script_runs_against_an_aws_compatible_endpoint(moto_server: str
     assert again.stdout.strip().endswith("already in place, nothing changed")
     after = run("preflight", "--env", "dev")
     assert after.returncode == 0, after.stdout + after.stderr
-    assert after.stdout.rstrip().endswith("8 passed, 0 failed")
+    # moto's server has no DescribeDBMajorEngineVersions: the check says so instead of failing a deploy.
+    assert "engine support: the endpoint does not answer DescribeDBMajorEngineVersions" in after.stdout
+    assert after.stdout.rstrip().endswith("9 passed, 0 failed")
 
 
 def test_unreachable_endpoint_is_one_line_and_exit_2(tmp_path: Any) -> None:
