@@ -60,6 +60,7 @@ _ACM_ARN = re.compile(
 )
 # Keys limited to S3's "safe characters": the URI ends up inside the node's boot script.
 _ACCOUNT_ID = re.compile(r"^\d{12}$")
+_KMS_KEY_ARN = re.compile(r"^arn:aws(-cn|-us-gov)?:kms:[a-z0-9-]+:\d{12}:key/[0-9a-f-]{36}$")
 _HOSTED_ZONE_ID = re.compile(r"^Z[A-Z0-9]{1,31}$")
 _ROLE_ARN = re.compile(r"^arn:aws(-cn|-us-gov)?:iam::(?P<account>\d{12}):role/[A-Za-z0-9+=,.@_/-]{1,512}$")
 _S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>[A-Za-z0-9!_.*'()/+=-]+)$")
@@ -441,6 +442,10 @@ class DatabaseConfig(Model):
     # Set at create only. Production states it; a major already past standard support needs extended.
     engine_lifecycle_support: Literal[database_engines.EXTENDED_SUPPORT,  # type: ignore[valid-type]
                                       database_engines.EXTENDED_SUPPORT_DISABLED] | None = None
+    # A restored database keeps the key of what it was restored from (RDS restores take no KmsKeyId):
+    # name that key here so the stack adopts the instance (`terraform import`) instead of replacing it.
+    restored_kms_key_arn: Annotated[str, _check(_KMS_KEY_ARN, "a KMS key ARN such as arn:aws:kms:eu-west-2:"
+                                                "111111111111:key/<uuid>")] | None = None
 
     @model_validator(mode="after")
     def _version_and_storage(self) -> DatabaseConfig:

@@ -136,7 +136,8 @@ class ObIamStack(TerraformStack):
             engine_major=database_engines.major_of(engine, db_config.version) or engine.default_version,
             instance_class=db_config.instance_class, allocated_storage=db_config.allocated_storage,
             max_allocated_storage=db_config.max_allocated_storage,
-            backup_retention_period=db_config.backup_retention_period, kms_key_arn=data_key.arn,
+            backup_retention_period=db_config.backup_retention_period,
+            kms_key_arn=db_config.restored_kms_key_arn or data_key.arn,
             performance_insights=db_config.performance_insights, monitoring_interval=db_config.monitoring_interval,
             logs_kms_key_arn=logs_key.arn, log_retention_days=retention,
             engine_lifecycle_support=db_config.engine_lifecycle_support,
@@ -173,7 +174,8 @@ class ObIamStack(TerraformStack):
         node_secrets = NodeSecrets(self, "node-secrets", NodeSecretsProps(
             database_secret_name=names.wso2_db_secret, node_secret_name=names.node_secret,
             database_user=wso2.APPLICATION_DB_USER, kms_key_arn=data_key.arn,
-            prevent_destroy=protection.prevent_destroy))
+            replica_regions=(config.backup.copy_region,) if config.backup.enabled and config.backup.copy_region
+            else (), prevent_destroy=protection.prevent_destroy))
         runtime = NodeRuntimeConfig(self, "node-runtime", NodeRuntimeConfigProps(
             name=names.runtime_parameter, efs_file_system_id=artifacts.file_system_id,
             efs_access_points=artifacts.access_point_ids, db_host=database.address,

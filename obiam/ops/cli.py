@@ -331,11 +331,18 @@ def restore_test_command(
             for problem in problems:
                 print(f"obiam restore-test: {problem}", file=sys.stderr)
             return 1
-        print(f"restored in {restored_after / 60:.1f} min; deploying {to_env}: {' '.join(deploy_command(to_env))}",
-              flush=True)
-        if reap.run_command(deploy_command(to_env), {}) != 0:
-            print(f"obiam restore-test: deploying {to_env} failed", file=sys.stderr)
+        print(f"restored in {restored_after / 60:.1f} min; adopting and deploying {to_env}", flush=True)
+        if reap.run_command(["npx", "cdktf", "synth"], {}) != 0:
+            print("obiam restore-test: synthesizing failed", file=sys.stderr)
             return 1
+        stack = json.loads((Path("cdktf.out") / "stacks" / to_env / "cdk.tf.json").read_text())
+        adopt = restore.adoption_commands(to_env, stack, started.database_identifier,
+                                          restore.restored_file_system_id(session, plan))
+        for command in [*adopt, deploy_command(to_env)]:
+            print(" ".join(command), flush=True)
+            if reap.run_command(command, {}) != 0:
+                print(f"obiam restore-test: `{' '.join(command)}` failed", file=sys.stderr)
+                return 1
         checks = verify(session, plan.target, plan.region)
         elapsed = (time.monotonic() - started_at) / 60
         rto = plan.source.config.backup.rto_hours * 60
