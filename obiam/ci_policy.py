@@ -40,7 +40,8 @@ SERVICES: tuple[tuple[str, str], ...] = (
     ("aws_s3_", "s3"), ("aws_secretsmanager_", "secretsmanager"), ("aws_sns_", "sns"), ("aws_ssm_", "ssm"),
     ("aws_wafv2_", "wafv2"), ("aws_acm_", "acm"), ("aws_caller_identity", "sts"), ("aws_region", "ec2"),
     ("aws_availability_zones", "ec2"), ("aws_ami", "ec2"), ("aws_launch_template", "ec2"), ("aws_vpc", "ec2"),
-    ("aws_subnet", "ec2"), ("aws_route", "ec2"), ("aws_nat_gateway", "ec2"), ("aws_eip", "ec2"),
+    ("aws_subnet", "ec2"), ("aws_route53_", "route53"), ("aws_route", "ec2"), ("aws_nat_gateway", "ec2"),
+    ("aws_eip", "ec2"),
     ("aws_internet_gateway", "ec2"), ("aws_security_group", "ec2"), ("aws_default_security_group", "ec2"),
     ("aws_flow_log", "ec2"), ("aws_network_", "ec2"), ("aws_instance", "ec2"), ("aws_ebs_", "ec2"),
     ("aws_dynamodb_", "dynamodb"), ("aws_backup_", "backup"),
@@ -141,7 +142,8 @@ def stack_regions(environment: Environment, stack: dict[str, Any]) -> list[str]:
 def deploy_policy(environment: Environment, stack: dict[str, Any]) -> dict[str, Any]:
     account = account_id(environment)
     regions = stack_regions(environment, stack)
-    regional = [s for s in services(stack) if s not in ("iam", "sts")]
+    # Route 53 is global (its requests carry us-east-1): its own statement, limited to the zone.
+    regional = [s for s in services(stack) if s not in ("iam", "sts", "route53")]
     prefix = Names(environment.name).prefix
     return {"Version": "2012-10-17", "Statement": [
         *_state(environment, write=True),
@@ -162,7 +164,19 @@ def deploy_policy(environment: Environment, stack: dict[str, Any]) -> dict[str, 
          "Resource": f"arn:aws:s3:::{environment.config.state.bucket}"},
         {"Sid": "NoLongLivedCredentials", "Effect": "Deny",
          "Action": ["iam:CreateUser", "iam:CreateAccessKey", "iam:CreateLoginProfile"], "Resource": "*"},
+        *_dns_statements(environment),
     ]}
+
+
+def _dns_statements(environment: Environment) -> list[dict[str, Any]]:
+    zone = environment.config.load_balancer.hosted_zone_id
+    if zone is None:
+        return []
+    return [{"Sid": "OwnAliasRecord", "Effect": "Allow",
+             "Action": ["route53:ChangeResourceRecordSets", "route53:ListResourceRecordSets", "route53:GetHostedZone"],
+             "Resource": f"arn:aws:route53:::hostedzone/{zone}"},
+            {"Sid": "DnsChanges", "Effect": "Allow", "Action": "route53:GetChange",
+             "Resource": "arn:aws:route53:::change/*"}]
 
 
 def trust_policy(account: str, repository: str, *github_environments: str) -> dict[str, Any]:

@@ -37,9 +37,11 @@ from obiam.config_values import (
     DB_CLASS,
     DOMAIN,
     DYNAMODB_TABLE,
+    HOSTED_ZONE_ID,
     HOSTNAME,
     JDK,
     KEY_PREFIX,
+    KMS_KEY_ARN,
     NETBIOS,
     PARAMETER_NAME,
     ROLE_ARN,
@@ -55,6 +57,7 @@ from obiam.config_values import (
     s3_uri,
     valid_bucket,
     valid_vpc_cidr,
+    valid_vpc_cidr_pool,
 )
 from obiam.naming import (
     MAX_TAGS_PER_RESOURCE,
@@ -301,6 +304,10 @@ class LoadBalancerConfig(Model):
     hostname: Annotated[str, check(HOSTNAME, "a lower-case DNS name such as iam.bank.example.com")]
     certificate_arn: Annotated[str, check(ACM_ARN, "an ACM certificate ARN, "
                                            "arn:aws:acm:<region>:<account>:certificate/<uuid>")]
+    # A Route 53 hosted zone for `hostname`: the stack then owns the alias record to the load balancer
+    # (and a destroy removes it). Unset: point the name at the `alb_dns_name` output yourself.
+    hosted_zone_id: Annotated[str, check(HOSTED_ZONE_ID, "a Route 53 hosted zone id such as "
+                                         "Z0123456789ABCDEFGHIJ")] | None = None
     internal: bool = False
     ssl_policy: Literal[FAPI_SSL_POLICIES] = FAPI_SSL_POLICIES[0]  # type: ignore[valid-type]
     ingress_cidrs: Annotated[list[Cidr], Field(min_length=1)] = ["0.0.0.0/0"]
@@ -335,6 +342,10 @@ class DatabaseConfig(Model):
     # Support keeps the version (billed per vCPU-hour); disabled means RDS upgrades the major itself.
     # Set at create only. Production states it; a major already past standard support needs extended.
     engine_lifecycle_support: EngineLifecycleSupport | None = None
+    # A restored database keeps the key of what it was restored from (RDS restores take no KmsKeyId):
+    # name that key here so the stack adopts the instance (`terraform import`) instead of replacing it.
+    restored_kms_key_arn: Annotated[str, check(KMS_KEY_ARN, "a KMS key ARN such as arn:aws:kms:eu-west-2:"
+                                               "111111111111:key/<uuid>")] | None = None
 
     @model_validator(mode="after")
     def _version_and_storage(self) -> DatabaseConfig:
@@ -550,6 +561,25 @@ class ObservabilityConfig(Model):
 
 class EphemeralConfig(Model):
     ttl_hours: Annotated[int, Field(ge=1, le=24 * 14)] = 72
+    # `obiam keep` may hold an environment past its ExpiresAt by at most this much; the reaper caps
+    # any obiam:keep-until tag there.
+    max_keep_hours: Annotated[int, Field(ge=0, le=24 * 30)] = 24 * 7
+    # Every push moves ExpiresAt to ttl_hours later, but never past the pull request's opening time
+    # (OBIAM_EPHEMERAL_OPENED_AT, which the CI workflow sets) plus this.
+    max_lifetime_hours: Annotated[int, Field(ge=1, le=24 * 90)] = 24 * 14
+    # Each branch environment answers at <its name>.<domain> (load_balancer.hosted_zone_id holds the
+    # zone; load_balancer.certificate_arn must cover *.<domain>). Unset: all share the template's hostname.
+    domain: Annotated[str, check(HOSTNAME, "a lower-case DNS name such as eph.dev.bank.example.com")] | None = None
+    # Each branch environment gets its own /20 of this range (by a hash of the branch), so no two share
+    # a CIDR by design; `obiam preflight --branch` refuses one that collides with a live branch's VPC.
+    vpc_cidr_pool: Annotated[str, AfterValidator(valid_vpc_cidr_pool)] | None = None
+
+    @model_validator(mode="after")
+    def _lifetime_covers_one_ttl(self) -> EphemeralConfig:
+        if self.max_lifetime_hours < self.ttl_hours:
+            raise RuleViolations([(("max_lifetime_hours",), self.max_lifetime_hours,
+                                   f"allowed: at least ttl_hours ({self.ttl_hours})")])
+        return self
 
 
 class AccountConfig(Model):
@@ -677,6 +707,10 @@ class EnvironmentConfig(Model):
         if self.tier == "ephemeral" and any(v for _, v in self.data_protection):
             problems.append((("data_protection",), self.data_protection.model_dump(),
                              "ephemeral environments switch every protection off so that one destroy removes them"))
+        if self.ephemeral is not None and self.ephemeral.domain and self.load_balancer.hosted_zone_id is None:
+            problems.append((("load_balancer", "hosted_zone_id"), None,
+                             f"required with ephemeral.domain: each branch environment gets its record "
+                             f"<name>.{self.ephemeral.domain} in that zone"))
         if (self.tier == "ephemeral") != (self.ephemeral is not None):
             problems.append((("ephemeral",), None if self.ephemeral is None else "set",
                              "required for tier ephemeral (its ttl_hours) and allowed only there"))

@@ -19,6 +19,8 @@ ACM_ARN = re.compile(
 )
 # Keys limited to S3's "safe characters": the URI ends up inside the node's boot script.
 ACCOUNT_ID = re.compile(r"^\d{12}$")
+KMS_KEY_ARN = re.compile(r"^arn:aws(-cn|-us-gov)?:kms:[a-z0-9-]+:\d{12}:key/[0-9a-f-]{36}$")
+HOSTED_ZONE_ID = re.compile(r"^Z[A-Z0-9]{1,31}$")
 ROLE_ARN = re.compile(r"^arn:aws(-cn|-us-gov)?:iam::(?P<account>\d{12}):role/[A-Za-z0-9+=,.@_/-]{1,512}$")
 S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>[A-Za-z0-9!_.*'()/+=-]+)$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -117,6 +119,19 @@ def valid_vpc_cidr(value: str) -> str:
     if not 16 <= network.prefixlen <= 22:
         raise ValueError("allowed: a prefix from /16 to /22 (AWS allows /16 at most; /22 is the smallest that "
                          "still leaves a /28 data and public subnet in each of six AZs)")
+    if not network.is_private:
+        raise ValueError("allowed: a private (RFC 1918) range")
+    return value
+
+
+BRANCH_VPC_PREFIX = 20
+
+
+def valid_vpc_cidr_pool(value: str) -> str:
+    network = ipaddress.IPv4Network(valid_cidr(value))
+    if not 8 <= network.prefixlen <= BRANCH_VPC_PREFIX - 4:
+        raise ValueError(f"allowed: a private range from /8 to /{BRANCH_VPC_PREFIX - 4}, room for at least 16 branch "
+                         f"VPCs of /{BRANCH_VPC_PREFIX} each")
     if not network.is_private:
         raise ValueError("allowed: a private (RFC 1918) range")
     return value

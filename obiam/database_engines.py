@@ -162,3 +162,8 @@ ENGINES: dict[str, DatabaseEngine] = {
 def today() -> date:
     """The date support windows are judged on (a function, so tests can move it)."""
     return datetime.now(UTC).date()
+
+
+def major_of(engine: DatabaseEngine, version: str) -> str | None:
+    """`engine.major_of(version)`, for callers that hold the engine apart (obiam/ops/preflight.py)."""
+    return engine.major_of(version)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
+from obiam.config_values import BRANCH_VPC_PREFIX
 from obiam.environments import ConfigError, Environment, parse_environment
 from obiam.naming import TAG_VALUE_ALLOWED, tag_value_problem
 from obiam.safe_yaml import show
@@ -14,6 +16,9 @@ from obiam.safe_yaml import show
 # Environment variables the app reads (main.py / stacks.app); documented in the README.
 BRANCH_VARIABLE = "OBIAM_EPHEMERAL_BRANCH"
 CREATED_AT_VARIABLE = "OBIAM_EPHEMERAL_CREATED_AT"
+# When the branch's pull request was opened: pushes move ExpiresAt on, but never past this plus
+# ephemeral.max_lifetime_hours.
+OPENED_AT_VARIABLE = "OBIAM_EPHEMERAL_OPENED_AT"
 
 _PREFIX = "eph-"
 _SLUG_LENGTH = 9  # "eph-" + 9 + "-" + 6 = 20, the longest environment name
@@ -100,13 +105,43 @@ def variables(environ: Mapping[str, str]) -> tuple[str | None, datetime | None]:
     return branch, created
 
 
-def from_template(template: Environment, branch: str, created_at: datetime) -> Environment:
-    """The template's config under the branch's stack name, tagged with the branch and its expiry."""
+def opened_at(environ: Mapping[str, str]) -> datetime | None:
+    """OBIAM_EPHEMERAL_OPENED_AT from `environ`, checked; empty means unset."""
+    raw = environ.get(OPENED_AT_VARIABLE) or None
+    if raw is None:
+        return None
+    try:
+        return parse_created_at(raw)
+    except ValueError as error:
+        raise ConfigError([f"{OPENED_AT_VARIABLE} = {show(raw)}: {error}"]) from None
+
+
+def from_template(template: Environment, branch: str, created_at: datetime,
+                  opened: datetime | None = None) -> Environment:
+    """The template's config under the branch's stack name, tagged with the branch and its expiry:
+    ttl_hours after this deploy, but never more than max_lifetime_hours after `opened`."""
     problem = branch_problem(branch)
     if problem is not None:
         raise ConfigError([f"branch {show(branch)}: {problem}"])
-    ttl = template.config.ephemeral.ttl_hours if template.config.ephemeral else 72
+    settings = template.config.ephemeral
+    ttl = settings.ttl_hours if settings else 72
     expires = (created_at.astimezone(UTC) + timedelta(hours=ttl)).replace(microsecond=0)
-    return parse_environment(
-        stack_name(branch), template.config.model_dump(), template.source, branch=branch,
-        expires_at=expires.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    if opened is not None and settings is not None:
+        expires = min(expires, (opened.astimezone(UTC) + timedelta(hours=settings.max_lifetime_hours))
+                      .replace(microsecond=0))
+    name = stack_name(branch)
+    data = template.config.model_dump()
+    if settings is not None and settings.domain:
+        # Its own URL, and WSO2's hostname with it (the certificate covers *.<domain>).
+        data["load_balancer"]["hostname"] = f"{name}.{settings.domain}"
+    if settings is not None and settings.vpc_cidr_pool and template.config.network.existing_vpc is None:
+        data["network"]["vpc_cidr"] = branch_vpc_cidr(settings.vpc_cidr_pool, branch)
+    return parse_environment(name, data, template.source, branch=branch,
+                             expires_at=expires.strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+
+def branch_vpc_cidr(pool: str, branch: str) -> str:
+    """The branch's own /20 of the pool, chosen by a hash of the branch name (stable across pushes)."""
+    blocks = list(ipaddress.IPv4Network(pool).subnets(new_prefix=BRANCH_VPC_PREFIX))
+    digest = int(hashlib.sha256(branch.encode("utf-8", "surrogatepass")).hexdigest(), 16)
+    return str(blocks[digest % len(blocks)])

@@ -17,9 +17,12 @@ CLUSTER_TAG_KEY = "obiam:cluster"
 EPHEMERAL_TAG_KEY = "obiam:ephemeral"
 EXPIRES_AT_TAG_KEY = "ExpiresAt"
 BRANCH_TAG_KEY = "Branch"
+# Set by `obiam keep`, outside Terraform (the provider ignores it, so an apply never removes it).
+KEEP_UNTIL_TAG_KEY = "obiam:keep-until"
 STANDARD_TAG_KEYS = ("Project", "Environment", "Owner", "CostCenter", "ManagedBy")
 # Keys the toolkit sets itself and looks resources up by; config may not set them as extra tags.
-RESERVED_TAG_KEYS = (*STANDARD_TAG_KEYS, BRANCH_TAG_KEY, EXPIRES_AT_TAG_KEY, CLUSTER_TAG_KEY, EPHEMERAL_TAG_KEY)
+RESERVED_TAG_KEYS = (*STANDARD_TAG_KEYS, BRANCH_TAG_KEY, EXPIRES_AT_TAG_KEY, CLUSTER_TAG_KEY, EPHEMERAL_TAG_KEY,
+                     KEEP_UNTIL_TAG_KEY)
 
 
 # AWS allows 50 user tags per resource (Tagging AWS Resources, "Tag naming limits and requirements").

@@ -34,7 +34,7 @@ class SynthError(Exception):
 
 
 def select(environments: list[Environment], names: Sequence[str], ephemeral_branch: str | None,
-           ephemeral_created_at: datetime | None) -> list[Environment]:
+           ephemeral_created_at: datetime | None, opened: datetime | None = None) -> list[Environment]:
     """The environments to synthesize: all but the ephemeral template, or the named ones.
 
     With a branch, the ephemeral template becomes that branch's environment.
@@ -51,7 +51,7 @@ def select(environments: list[Environment], names: Sequence[str], ephemeral_bran
             raise ConfigError([f"{ephemeral.BRANCH_VARIABLE} is set but environments/{EPHEMERAL_TEMPLATE}.yaml "
                                "does not exist"])
         created = ephemeral_created_at or datetime.now().astimezone()
-        branch_environment = ephemeral.from_template(template, ephemeral_branch, created)
+        branch_environment = ephemeral.from_template(template, ephemeral_branch, created, opened)
         clash = by_name.get(branch_environment.name)
         if clash is not None:
             # Same stack name, same state key: deploying one would plan to replace the other.
@@ -162,8 +162,9 @@ def load_selection(environments_dir: Path, outdir: Path, names: Sequence[str],
     """Everything `main` does before it builds a stack: the variables, the output directory, every
     environment file, the selection. Writes nothing; every problem is a ConfigError."""
     branch, created = ephemeral.variables(environ)
+    opened = ephemeral.opened_at(environ)
     check_output_directory(outdir, protected=(environments_dir, ROOT))
-    selected = select(load_all(environments_dir, ROOT), names, branch, created)
+    selected = select(load_all(environments_dir, ROOT), names, branch, created, opened)
     if not selected:
         raise ConfigError([f"{_display(environments_dir).as_posix()}: nothing to synthesize (only the "
                            f"{EPHEMERAL_TEMPLATE} template, and {ephemeral.BRANCH_VARIABLE} is not set); "

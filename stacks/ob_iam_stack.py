@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from cdktf import Aspects, S3Backend, TerraformOutput, TerraformStack, Token
 from cdktf_cdktf_provider_aws.data_aws_ssm_parameter import DataAwsSsmParameter
-from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderAssumeRole, AwsProviderDefaultTags
+from cdktf_cdktf_provider_aws.provider import (
+    AwsProvider,
+    AwsProviderAssumeRole,
+    AwsProviderDefaultTags,
+    AwsProviderIgnoreTags,
+)
 from cdktf_cdktf_provider_random.provider import RandomProvider
 from constructs import Construct
 
@@ -32,7 +37,7 @@ from ob_iam.runtime_config import NodeRuntimeConfig, NodeRuntimeConfigProps
 from ob_iam.web_application_firewall import WebApplicationFirewall, WebApplicationFirewallProps
 from obiam import bootstrap, database_engines, directory_service, lambda_package, wso2
 from obiam.environments import Environment
-from obiam.naming import CLUSTER_TAG_KEY, Names
+from obiam.naming import CLUSTER_TAG_KEY, KEEP_UNTIL_TAG_KEY, Names
 from stacks.assets import asset_file
 
 # Fully-qualified sources, so Terraform and OpenTofu resolve the same providers. The
@@ -108,6 +113,7 @@ class ObIamStack(TerraformStack):
             access_log_bucket=log_bucket.name if log_bucket else None,
             access_log_prefix=log_bucket.prefix if log_bucket else "alb",
             access_log_bucket_ready=tuple(log_bucket.ready) if log_bucket else (),
+            hostname=lb_config.hostname, hosted_zone_id=lb_config.hosted_zone_id,
         ))
         if lb_config.waf:
             WebApplicationFirewall(self, "waf", WebApplicationFirewallProps(
@@ -128,7 +134,8 @@ class ObIamStack(TerraformStack):
             engine=database_engines.ENGINES[db_config.engine], engine_version=db_config.version,
             instance_class=db_config.instance_class, allocated_storage=db_config.allocated_storage,
             max_allocated_storage=db_config.max_allocated_storage,
-            backup_retention_period=db_config.backup_retention_period, kms_key_arn=data_key.arn,
+            backup_retention_period=db_config.backup_retention_period,
+            kms_key_arn=db_config.restored_kms_key_arn or data_key.arn,
             performance_insights=db_config.performance_insights, monitoring_interval=db_config.monitoring_interval,
             logs_kms_key_arn=logs_key.arn, log_retention_days=retention,
             engine_lifecycle_support=db_config.engine_lifecycle_support,
@@ -164,7 +171,8 @@ class ObIamStack(TerraformStack):
         node_secrets = NodeSecrets(self, "node-secrets", NodeSecretsProps(
             database_secret_name=names.wso2_db_secret, node_secret_name=names.node_secret,
             database_user=wso2.APPLICATION_DB_USER, kms_key_arn=data_key.arn,
-            prevent_destroy=protection.prevent_destroy))
+            replica_regions=(config.backup.copy_region,) if config.backup.enabled and config.backup.copy_region
+            else (), prevent_destroy=protection.prevent_destroy))
         runtime = NodeRuntimeConfig(self, "node-runtime", NodeRuntimeConfigProps(
             name=names.runtime_parameter, efs_file_system_id=artifacts.file_system_id,
             efs_access_points=artifacts.access_point_ids, db_host=database.address,
@@ -291,7 +299,9 @@ class ObIamStack(TerraformStack):
         AwsProvider(self, "aws", region=config.region, allowed_account_ids=[config.account.id],
                     assume_role=[AwsProviderAssumeRole(role_arn=role, session_name=f"obiam-{environment.name}")]
                     if role else None,
-                    default_tags=[AwsProviderDefaultTags(tags=environment.default_tags)])
+                    default_tags=[AwsProviderDefaultTags(tags=environment.default_tags)],
+                    # `obiam keep` sets it outside Terraform; an apply must not take it away again.
+                    ignore_tags=[AwsProviderIgnoreTags(keys=[KEEP_UNTIL_TAG_KEY])])
         RandomProvider(self, "random")
         self._remote_state()
         for name, source in PROVIDER_SOURCES.items():

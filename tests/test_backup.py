@@ -178,3 +178,22 @@ def test_ephemeral_environments_take_no_backups() -> None:
     data["backup"] = {"enabled": True}
     with pytest.raises(ConfigError, match="ephemeral environments take no backups"):
         parse_environment("ephemeral", data, "environments/ephemeral.yaml")
+
+
+@pytest.mark.synth
+def test_wso2s_encryption_key_survives_a_region_and_is_never_rewritten(synth: Synth) -> None:
+    """AWS Backup copies the database and file system, not Secrets Manager: the node secret (WSO2's
+    [encryption] key, keystore password) is replicated to backup.copy_region, or a restore there could
+    not read the data (Secrets Manager User Guide, "Replicate secrets across Regions"). Terraform writes
+    its value once (ignore_changes), so `obiam restore` can put the source's key into a target."""
+    for name, environment in synth.environments.items():
+        stack = synth.stack(name)
+        (secret,) = [s for s in stack["resource"]["aws_secretsmanager_secret"].values()
+                     if s["name"] == f"obiam/{name}/wso2-node"]
+        backup = environment.config.backup
+        expected = [{"region": backup.copy_region}] if backup.enabled and backup.copy_region else None
+        assert secret.get("replica") == expected, name
+        (version,) = [v for k, v in stack["resource"]["aws_secretsmanager_secret_version"].items()
+                      if k.startswith("node-secrets_node-secret-value_")]
+        assert version["lifecycle"]["ignore_changes"] == ["secret_string"]
+    assert synth.environments["prod"].config.backup.copy_region == "eu-west-1"

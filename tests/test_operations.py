@@ -9,6 +9,7 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -17,6 +18,8 @@ from botocore.exceptions import ClientError
 from configs import with_values
 from typer.testing import CliRunner
 
+from conftest import ROOT
+from obiam import database_engines
 from obiam.cli import app
 from obiam.environments import Environment, parse_environment
 from obiam.naming import Names
@@ -37,7 +40,39 @@ def shared_session() -> boto3.session.Session:
     commands create names its region, so the session's own region does not matter."""
     import moto  # noqa: F401 - registers moto's request stubber for sessions created after it
 
-    return boto3.session.Session(region_name=REGION)
+    session = boto3.session.Session(region_name=REGION)
+    # moto 5.2.5 does not implement DescribeDBMajorEngineVersions (NotImplementedError): this answers it,
+    # in the service model's shape, before a request is made, from STANDARD_SUPPORT_ENDS.
+    session.events.register_first("before-call.rds.DescribeDBMajorEngineVersions", _major_engine_versions,
+                                  unique_id="obiam-rds-lifecycles")
+    return session
+
+
+# What the double of DescribeDBMajorEngineVersions says; tests change it to play another answer.
+STANDARD_SUPPORT_ENDS: dict[tuple[str, str], dt.date] = {
+    ("mysql", major): ends for major, ends in database_engines.ENGINES["mysql"].standard_support_ends.items()}
+
+
+def answer_support(monkeypatch: pytest.MonkeyPatch, answer: dict[tuple[str, str], dt.date]) -> None:
+    """Makes the DescribeDBMajorEngineVersions double answer `answer` for this test only."""
+    for key in list(STANDARD_SUPPORT_ENDS):
+        monkeypatch.delitem(STANDARD_SUPPORT_ENDS, key)
+    for key, ends in answer.items():
+        monkeypatch.setitem(STANDARD_SUPPORT_ENDS, key, ends)
+
+
+def _major_engine_versions(params: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
+    from botocore.awsrequest import AWSResponse
+
+    body = params["body"]  # the query-protocol request, not yet sent
+    key = (body["Engine"], body["MajorEngineVersion"])
+    ends = STANDARD_SUPPORT_ENDS.get(key)
+    windows = [] if ends is None else [{
+        "LifecycleSupportName": "open-source-rds-standard-support",
+        "LifecycleSupportStartDate": dt.datetime(2018, 1, 1, tzinfo=dt.UTC),
+        "LifecycleSupportEndDate": dt.datetime.combine(ends, dt.time(), tzinfo=dt.UTC)}]
+    return AWSResponse("", 200, {}, None), {"DBMajorEngineVersions": [{
+        "Engine": key[0], "MajorEngineVersion": key[1], "SupportedEngineLifecycles": windows}]}
 
 
 @pytest.fixture
@@ -171,7 +206,36 @@ def test_preflight_passes_on_a_ready_account(mocked: Any) -> None:
     checks = preflight(mocked, environment(load_balancer={"certificate_arn": arn}), REGION)
     assert names(checks, False) == set(), checks
     assert names(checks, True) == {"availability zones", "instance type", "AMI", "certificate", "product pack",
-                                   "JDBC driver", "directory", "state bucket"}
+                                   "JDBC driver", "directory", "engine support", "state bucket"}
+
+
+@pytest.mark.parametrize(("ends", "lifecycle", "passed", "detail"), [
+    (dt.date(2026, 7, 31), "open-source-rds-extended-support", True,
+     "mysql 8.0: RDS standard support ends 2026-07-31; Extended Support is accepted (engine_lifecycle_support)"),
+    (dt.date(2026, 6, 30), "open-source-rds-extended-support", True,
+     "mysql 8.0: RDS standard support ends 2026-06-30; Extended Support is accepted (engine_lifecycle_support); "
+     "obiam/database_engines.py says 2026-07-31: correct it there"),
+    (None, "open-source-rds-extended-support", False, "RDS names no standard-support window for mysql 8.0 here"),
+], ids=["as-the-table-says", "account-says-otherwise", "no-window"])
+def test_preflight_reads_the_engines_support_window_from_the_account(
+        mocked: Any, monkeypatch: pytest.MonkeyPatch, *, ends: dt.date | None, lifecycle: str, passed: bool,
+        detail: str) -> None:
+    """DescribeDBMajorEngineVersions, SupportedEngineLifecycles (RDS API reference): the account's own
+    dates, which the README tells readers to confirm; the toolkit's table is corrected from them."""
+    answer_support(monkeypatch, {} if ends is None else {("mysql", "8.0"): ends})
+    env = environment(database={"engine_lifecycle_support": lifecycle})
+    check = next(c for c in preflight(mocked, env, REGION) if c.name == "engine support")
+    assert (check.passed, check.detail) == (passed, detail)
+
+
+def test_preflight_fails_a_major_the_account_says_is_past_support_without_extended_support(
+        mocked: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The config judged 8.4 by the table (standard support to 2029); if the account says it already
+    ended, preflight stops the deploy that would enroll it silently."""
+    answer_support(monkeypatch, {("mysql", "8.4"): dt.date(2026, 1, 1)})
+    env = environment(database={"engine_version": "8.4", "engine_lifecycle_support": None})
+    check = next(c for c in preflight(mocked, env, REGION) if c.name == "engine support")
+    assert not check.passed and "past it, and database.engine_lifecycle_support does not accept" in check.detail
 
 
 def simple_ad_environment(**changes: Any) -> Environment:
@@ -312,7 +376,7 @@ def test_preflight_cli_exits_1_on_a_failed_check_and_prints_plain_text(mocked: A
     assert result.exit_code == 1
     assert f"preflight dev (account {MOTO_ACCOUNT}, {REGION})" in result.output
     assert "FAIL  product pack: s3://example-bank-wso2/wso2-obiam-3.0.0.zip not found" in result.output
-    assert result.output.rstrip().endswith("7 passed, 1 failed")
+    assert result.output.rstrip().endswith("8 passed, 1 failed")
 
 
 @pytest.mark.parametrize("command", ["preflight", "verify", "bootstrap-state", "rollout"])
@@ -391,9 +455,11 @@ def deploy(session: Any, env: Environment, *, multi_az: bool = True, sticky: boo
     for zone in mount_zones:
         efs.create_mount_target(FileSystemId=fs, SubnetId=subnets[zone])
     if directory:
+        # The provider's default tags put Environment on the directory, as on everything.
         session.client("ds").create_microsoft_ad(
             Name=env.config.directory.name, Password="Passw0rd!Passw0rd", Edition="Standard",
-            VpcSettings={"VpcId": vpc, "SubnetIds": list(subnets.values())})
+            VpcSettings={"VpcId": vpc, "SubnetIds": list(subnets.values())},
+            Tags=[{"Key": "Environment", "Value": env.name}])
 
 
 def test_verify_passes_on_a_healthy_deployment(mocked: Any) -> None:
@@ -485,27 +551,118 @@ def destroys(monkeypatch: pytest.MonkeyPatch) -> list[tuple[list[str], dict[str,
     return calls
 
 
-def test_reap_dry_run_prints_and_destroys_nothing(mocked: Any, destroys: list[Any]) -> None:
+@pytest.fixture
+def template_dir(tmp_path: Any) -> str:
+    """environments/ephemeral.yaml as in the repo, for moto's account."""
+    from obiam.safe_yaml import load
+
+    data = load((ROOT / "environments" / "ephemeral.yaml").read_text())
+    data["account"]["id"] = MOTO_ACCOUNT
+    data["load_balancer"]["certificate_arn"] = data["load_balancer"]["certificate_arn"].replace(
+        ":333333333333:", f":{MOTO_ACCOUNT}:")
+    directory = tmp_path / "environments"
+    directory.mkdir()
+    (directory / "ephemeral.yaml").write_text(json.dumps(data))
+    return str(directory)
+
+
+def reap_cli(template_dir: str, *arguments: str) -> Any:
+    return CliRunner().invoke(app, ["reap", *arguments, "--environments-dir", template_dir])
+
+
+def test_reap_is_a_dry_run_unless_told_to_apply(mocked: Any, destroys: list[Any], template_dir: str) -> None:
     from obiam import ephemeral
 
     old = ephemeral.stack_name("feature/old")
     tag_ephemeral(mocked, old, "feature/old", "2026-01-01T00:00:00Z")
-    result = CliRunner().invoke(app, ["reap", "--dry-run"])
+    result = reap_cli(template_dir)
     assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"obiam reap in account {MOTO_ACCOUNT}, {REGION}: 1 per-branch environment(s) "
+                                    "past their deadline will be destroyed:")
     assert f"expired  {old}" in result.output and "would run: OBIAM_EPHEMERAL_BRANCH=feature/old" in result.output
+    assert result.output.rstrip().endswith("dry run: nothing was destroyed; run with --apply to destroy")
     assert destroys == []
 
 
-def test_reap_destroys_only_expired_environments(mocked: Any, destroys: list[Any]) -> None:
+def test_reap_announces_then_destroys_only_expired_environments(mocked: Any, destroys: list[Any],
+                                                               template_dir: str) -> None:
     from obiam import ephemeral
 
     old, new = ephemeral.stack_name("feature/old"), ephemeral.stack_name("feature/new")
     tag_ephemeral(mocked, old, "feature/old", "2026-01-01T00:00:00Z")
     tag_ephemeral(mocked, new, "feature/new", "2999-01-01T00:00:00Z")
-    result = CliRunner().invoke(app, ["reap"])
+    sns, sqs = mocked.client("sns"), mocked.client("sqs")
+    topic = sns.create_topic(Name="obiam-reaper")["TopicArn"]
+    queue = sqs.create_queue(QueueName="reaper-notices")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"})
+    result = reap_cli(template_dir, "--apply", "--notify-topic-arn", topic)
     assert result.exit_code == 0, result.output
     assert [command[3] for command, _ in destroys] == [old]
-    assert f"keep     {new}" in result.output
+    assert f"keep     {new}" in result.output and f"destroy  {old}" in result.output
+    (message,) = sqs.receive_message(QueueUrl=queue)["Messages"]
+    assert message["Body"].startswith(f"obiam reap in account {MOTO_ACCOUNT}, {REGION}: 1 per-branch")
+    assert f"- {old} (branch feature/old, deadline 2026-01-01T00:00:00Z" in message["Body"]
+
+
+def test_a_keep_until_tag_holds_an_environment_but_never_past_the_configured_maximum() -> None:
+    """ephemeral.max_keep_hours caps how far `obiam keep` can push the deadline past ExpiresAt."""
+    expires = dt.datetime(2026, 11, 20, 12, tzinfo=dt.UTC)
+    kept = reap.EphemeralEnvironment("eph-x", "x", expires, 5, keep_until=expires + dt.timedelta(hours=24))
+    greedy = reap.EphemeralEnvironment("eph-y", "y", expires, 5, keep_until=expires + dt.timedelta(days=90))
+    moment = expires + dt.timedelta(hours=12)
+    assert not kept.expired(moment, max_keep_hours=168) and kept.expired(moment, max_keep_hours=6)
+    assert greedy.deadline(168) == expires + dt.timedelta(hours=168)
+    assert greedy.expired(expires + dt.timedelta(hours=169), max_keep_hours=168)
+
+
+def test_keep_tags_the_environment_and_the_reaper_honours_it(mocked: Any, destroys: list[Any],
+                                                            template_dir: str) -> None:
+    from obiam import ephemeral
+
+    name = ephemeral.stack_name("feature/demo")
+    soon = (reap.now() + dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    tag_ephemeral(mocked, name, "feature/demo", soon)
+    kept = CliRunner().invoke(app, ["keep", "--branch", "feature/demo", "--hours", "48",
+                                    "--environments-dir", template_dir])
+    assert kept.exit_code == 0 and kept.output.startswith(f"{name}: kept until "), kept.output
+    (found,) = reap.find_ephemeral_environments(mocked, REGION)
+    assert found.keep_until is not None and found.keep_until > found.expires_at  # type: ignore[operator]
+    too_long = CliRunner().invoke(app, ["keep", "--branch", "feature/demo", "--hours", str(24 * 30),
+                                        "--environments-dir", template_dir])
+    assert too_long.exit_code == 2 and "ephemeral.max_keep_hours 168" in too_long.output
+
+
+def test_reap_json_lists_every_environment_and_its_decision(mocked: Any, destroys: list[Any],
+                                                           template_dir: str) -> None:
+    from obiam import ephemeral
+
+    old, new = ephemeral.stack_name("feature/old"), ephemeral.stack_name("feature/new")
+    tag_ephemeral(mocked, old, "feature/old", "2026-01-01T00:00:00Z")
+    tag_ephemeral(mocked, new, "feature/new", "2999-01-01T00:00:00Z")
+    result = reap_cli(template_dir, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert (report["account"], report["applied"]) == (MOTO_ACCOUNT, False)
+    assert {e["name"]: e["action"] for e in report["environments"]} == {old: "destroy", new: "keep"}
+
+
+def test_reap_refuses_another_accounts_credentials(mocked: Any, destroys: list[Any], template_dir: str) -> None:
+    path = ROOT / "environments"
+    result = CliRunner().invoke(app, ["reap", "--apply", "--environments-dir", str(path)])
+    assert result.exit_code == 2 and "allows only account 333333333333 (account.id)" in result.output
+    assert destroys == []
+
+
+def test_verify_finds_a_branch_environments_directory_by_its_own_tag_not_the_shared_domain_name(
+        mocked: Any) -> None:
+    """Every per-branch environment uses the template's domain name; only the Environment tag tells
+    their directories apart (#18 isolation)."""
+    mine, other = environment("eph-a-111111"), environment("eph-b-222222")
+    deploy(mocked, other)
+    check = next(c for c in verify(mocked, mine, REGION) if c.name == "directory")
+    assert (check.passed, check.detail) == (False, f"directory {mine.config.directory.name} of eph-a-111111 not found "
+                                                   "(1 of that name belong to other environments)")
 
 
 # --- errors ------------------------------------------------------------------------------------
@@ -589,7 +746,9 @@ def test_console_script_runs_against_an_aws_compatible_endpoint(moto_server: str
     assert again.stdout.strip().endswith("already in place, nothing changed")
     after = run("preflight", "--env", "dev")
     assert after.returncode == 0, after.stdout + after.stderr
-    assert after.stdout.rstrip().endswith("8 passed, 0 failed")
+    # moto's server has no DescribeDBMajorEngineVersions: the check says so instead of failing a deploy.
+    assert "engine support: the endpoint does not answer DescribeDBMajorEngineVersions" in after.stdout
+    assert after.stdout.rstrip().endswith("9 passed, 0 failed")
 
 
 def test_unreachable_endpoint_is_one_line_and_exit_2(tmp_path: Any) -> None:
@@ -619,3 +778,23 @@ class _EndpointSession:
 
     def client(self, service: str, **kwargs: Any) -> Any:
         return self.session.client(service, endpoint_url=self.endpoint, **kwargs)
+
+
+def test_preflight_refuses_a_branch_vpc_range_another_live_branch_uses(mocked: Any, template_dir: str) -> None:
+    """ephemeral.vpc_cidr_pool picks a branch's /20 by hash, so two branches can draw the same one; the
+    second is stopped before its deploy."""
+    from obiam import ephemeral
+    from obiam.environments import load_environment
+
+    template = load_environment(Path(template_dir) / "ephemeral.yaml", Path(template_dir))
+    mine = ephemeral.from_template(template, "feature/a", reap.now())
+    ec2 = mocked.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock=mine.config.network.cidr)["Vpc"]["VpcId"]
+    ec2.create_tags(Resources=[vpc], Tags=[{"Key": "obiam:ephemeral", "Value": "true"},
+                                           {"Key": "Environment", "Value": "eph-other-abcdef"}])
+    check = next(c for c in preflight(mocked, mine, REGION) if c.name == "branch network")
+    assert (check.passed, check.detail) == (False, f"{mine.config.network.cidr} is already the VPC range of "
+                                                   "eph-other-abcdef; rename the branch, or reap or destroy that "
+                                                   "environment first")
+    ec2.create_tags(Resources=[vpc], Tags=[{"Key": "Environment", "Value": mine.name}])  # its own VPC, redeployed
+    assert next(c for c in preflight(mocked, mine, REGION) if c.name == "branch network").passed

@@ -36,16 +36,19 @@ def source_env() -> Environment:
     return environment("prod", backup={"copy_region": COPY_REGION, "lock": "governance"})
 
 
-def target_env(name: str = "dr", region: str = REGION) -> Environment:
+def target_env(name: str = "dr", region: str = REGION, restored_key: str | None = None) -> Environment:
     zones = {"availability_zones": [f"{region}a", f"{region}b"]}
     certificate = f"arn:aws:acm:{region}:{MOTO_ACCOUNT}:certificate/0b7c2d6e-4a1f-4c3e-9d2b-5e6f7a8b9c0d"
     return environment(name, region=region, load_balancer={"certificate_arn": certificate},
-                       backup={"copy_region": None}, **zones)
+                       backup={"copy_region": None}, database={"restored_kms_key_arn": restored_key}, **zones)
 
 
-def recovery_point(resource_type: str, created: dt.datetime, arn: str) -> dict[str, Any]:
-    return {"RecoveryPointArn": arn, "ResourceType": resource_type, "Status": "COMPLETED", "CreationDate": created,
-            "ResourceArn": EFS_SOURCE if resource_type == "EFS" else f"arn:aws:rds:{REGION}:{MOTO_ACCOUNT}:db:x"}
+def recovery_point(resource_type: str, created: dt.datetime, arn: str, key: str | None = None) -> dict[str, Any]:
+    point = {"RecoveryPointArn": arn, "ResourceType": resource_type, "Status": "COMPLETED", "CreationDate": created,
+             "ResourceArn": EFS_SOURCE if resource_type == "EFS" else f"arn:aws:rds:{REGION}:{MOTO_ACCOUNT}:db:x"}
+    if key is not None:
+        point["EncryptionKeyArn"] = key
+    return point
 
 
 class BackupStub:
@@ -75,18 +78,37 @@ class BackupStub:
             "IamRoleArn": f"arn:aws:iam::{MOTO_ACCOUNT}:role/obiam-prod-backup", "IdempotencyToken": ANY,
             "Metadata": {"file-system-id": "fs-0123456789abcdef0", "newFileSystem": "true",
                          "CreationToken": f"obiam-{target}-artifacts", "Encrypted": "true",
-                         "PerformanceMode": "generalPurpose"}})
+                         "KmsKeyId": ANY, "PerformanceMode": "generalPurpose"}})
 
 
-def source_database(session: Any, region: str = REGION) -> None:
+def source_database(session: Any, region: str = REGION) -> str:
+    """prod's database, encrypted with prod's data key (whose ARN it returns: a restore keeps it)."""
+    key = session.client("kms", region_name=region).create_key(Description="obiam-prod: data")["KeyMetadata"]["Arn"]
     session.client("rds", region_name=region).create_db_instance(
         DBInstanceIdentifier="obiam-prod-db", Engine="mysql", DBInstanceClass="db.m6i.large", MultiAZ=True,
         AllocatedStorage=20, MasterUsername="obiam_admin", MasterUserPassword="not-a-real-password-1",
-        BackupRetentionPeriod=35)
+        BackupRetentionPeriod=35, StorageEncrypted=True, KmsKeyId=key)
+    return str(key)
 
 
 def source_vault(session: Any, region: str = REGION) -> None:
     session.client("backup", region_name=region).create_backup_vault(BackupVaultName="obiam-prod-backups")
+    prepare_target(session, region)
+
+
+SOURCE_NODE_SECRET = '{"encryption_key": "source-key", "keystore_password": "source-ks"}'
+
+
+def prepare_target(session: Any, region: str = REGION, target: str = "dr") -> str:
+    """Restore, step 1: the target's data key and node secret exist (the stack's -target apply made them),
+    and the source's node secret is in the region (its own, or the replica in the copy region)."""
+    kms = session.client("kms", region_name=region)
+    key = kms.create_key(Description=f"obiam-{target}: data")["KeyMetadata"]["Arn"]
+    kms.create_alias(AliasName=f"alias/obiam-{target}-data", TargetKeyId=key)
+    secrets = session.client("secretsmanager", region_name=region)
+    secrets.create_secret(Name=f"obiam/{target}/wso2-node", SecretString='{"encryption_key": "fresh-target-key"}')
+    secrets.create_secret(Name="obiam/prod/wso2-node", SecretString=SOURCE_NODE_SECRET)
+    return str(key)
 
 
 def test_restore_never_goes_over_its_source(mocked: Any) -> None:
@@ -116,7 +138,7 @@ def test_restore_refuses_a_region_without_backups_of_the_source(mocked: Any) -> 
 
 def test_in_region_restore_is_point_in_time_for_the_database_and_newest_recovery_point_for_efs(
         mocked: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    source_database(mocked)
+    key = source_database(mocked)
     source_vault(mocked)
     stub = BackupStub(monkeypatch, mocked)
     moment = NOW - dt.timedelta(minutes=1)
@@ -124,7 +146,7 @@ def test_in_region_restore_is_point_in_time_for_the_database_and_newest_recovery
     stub.recovery_points("EFS", [recovery_point("EFS", older, "rp-old"), recovery_point("EFS", newer, "rp-new"),
                                  {**recovery_point("EFS", moment, "rp-running"), "Status": "CREATING"}], before=moment)
     stub.restore_job("rp-new")
-    plan = restore.plan_restore(mocked, source_env(), target_env(), moment)
+    plan = restore.plan_restore(mocked, source_env(), target_env(restored_key=key), moment)
     assert plan.database_source_instance == "obiam-prod-db" and plan.database_snapshot_arn is None
     assert plan.file_system_recovery_point["RecoveryPointArn"] == "rp-new"
     started = restore.start_restore(mocked, plan, db_subnet_group=None)
@@ -133,6 +155,34 @@ def test_in_region_restore_is_point_in_time_for_the_database_and_newest_recovery
     # moto omits PubliclyAccessible when it is false.
     assert db["MultiAZ"] is True and not db.get("PubliclyAccessible")
     assert started.restore_job_id == "job-1"
+    # The file system goes under the target's data key; WSO2's encryption key in the target is the source's.
+    assert plan.target_key_arn == mocked.client("kms").describe_key(KeyId="alias/obiam-dr-data")["KeyMetadata"]["Arn"]
+    assert mocked.client("secretsmanager").get_secret_value(SecretId="obiam/dr/wso2-node")[
+        "SecretString"] == SOURCE_NODE_SECRET
+
+
+def test_restore_refuses_a_target_that_does_not_name_the_key_the_restored_database_keeps(
+        mocked: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """RestoreDBInstanceToPointInTime and RestoreDBInstanceFromDBSnapshot take no KmsKeyId (RDS API
+    reference): the restored instance keeps its source's key, and aws_db_instance.kms_key_id forces a
+    new instance, so the target's stack must name that key to adopt it."""
+    key = source_database(mocked)
+    source_vault(mocked)
+    stub = BackupStub(monkeypatch, mocked)
+    stub.recovery_points("EFS", [recovery_point("EFS", NOW - dt.timedelta(hours=1), "rp-1")])
+    with pytest.raises(OpsError, match=f"set database.restored_kms_key_arn: {key}"):
+        restore.plan_restore(mocked, source_env(), target_env(), None)
+
+
+def test_restore_refuses_a_target_without_its_data_key_and_node_secret(mocked: Any) -> None:
+    """A file system restored under another key would make the target's stack replace it (kms_key_id forces
+    a new one), and WSO2 cannot read the data under another encryption key."""
+    source_database(mocked)
+    mocked.client("backup").create_backup_vault(BackupVaultName="obiam-prod-backups")
+    with pytest.raises(OpsError, match=r"dr is not prepared for a restore in eu-west-2: its data key "
+                                       r"\(alias/obiam-dr-data\) and its node secret \(obiam/dr/wso2-node\) must "
+                                       r"exist first"):
+        restore.plan_restore(mocked, source_env(), target_env(), None)
 
 
 def test_a_point_in_time_before_every_recovery_point_is_refused(mocked: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -148,25 +198,25 @@ def test_a_point_in_time_before_every_recovery_point_is_refused(mocked: Any, mon
 def test_region_loss_restore_uses_the_copies_in_the_copy_region(mocked: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """In the copy region only the copied snapshots exist; RDS restores a snapshot by its ARN."""
     rds = mocked.client("rds", region_name=COPY_REGION)
-    source_database(mocked, COPY_REGION)  # moto snapshots an instance; the copy vault's snapshot stands in
+    key = source_database(mocked, COPY_REGION)  # moto snapshots an instance; the copy vault's snapshot stands in
     snapshot = rds.create_db_snapshot(DBInstanceIdentifier="obiam-prod-db",
                                       DBSnapshotIdentifier="awsbackup-copy-1")["DBSnapshot"]
     rds.delete_db_instance(DBInstanceIdentifier="obiam-prod-db", SkipFinalSnapshot=True)
     source_vault(mocked, COPY_REGION)
     stub = BackupStub(monkeypatch, mocked, COPY_REGION)
     when = NOW - dt.timedelta(hours=2)
-    stub.recovery_points("RDS", [recovery_point("RDS", when, snapshot["DBSnapshotArn"])])
+    stub.recovery_points("RDS", [recovery_point("RDS", when, snapshot["DBSnapshotArn"], key)])
     stub.recovery_points("EFS", [recovery_point("EFS", when, "rp-copy")])
     stub.restore_job("rp-copy")
-    plan = restore.plan_restore(mocked, source_env(), target_env(region=COPY_REGION), None)
+    plan = restore.plan_restore(mocked, source_env(), target_env(region=COPY_REGION, restored_key=key), None)
     assert plan.database_source_instance is None and plan.database_snapshot_arn == snapshot["DBSnapshotArn"]
     restore.start_restore(mocked, plan, db_subnet_group=None)
     assert rds.describe_db_instances(DBInstanceIdentifier="obiam-dr-db")["DBInstances"][0]["MultiAZ"] is True
 
 
-def test_restore_test_restores_deploys_and_verifies_the_target(mocked: Any, monkeypatch: pytest.MonkeyPatch,
-                                                               tmp_path: Any) -> None:
-    source_database(mocked)
+def test_restore_test_restores_adopts_deploys_and_verifies_the_target(mocked: Any, monkeypatch: pytest.MonkeyPatch,
+                                                                      tmp_path: Any) -> None:
+    key = source_database(mocked)
     source_vault(mocked)
     stub = BackupStub(monkeypatch, mocked)
     stub.recovery_points("EFS", [recovery_point("EFS", NOW - dt.timedelta(hours=1), "rp-1")])
@@ -177,7 +227,7 @@ def test_restore_test_restores_deploys_and_verifies_the_target(mocked: Any, monk
     directory.mkdir()
     import json
 
-    for env in (source_env(), target_env()):
+    for env in (source_env(), target_env(restored_key=key)):
         (directory / f"{env.name}.yaml").write_text(json.dumps(env.config.model_dump(exclude_none=True)))
     # The runbook's first step: the target's network and DB subnet group, deployed before the restore.
     ec2 = mocked.client("ec2")
@@ -186,19 +236,36 @@ def test_restore_test_restores_deploys_and_verifies_the_target(mocked: Any, monk
         "Subnet"]["SubnetId"] for i, z in enumerate("ab")]
     mocked.client("rds").create_db_subnet_group(DBSubnetGroupName="obiam-dr-db", SubnetIds=subnets,
                                                 DBSubnetGroupDescription="data subnets")
-    deployed: list[list[str]] = []
+    ran: list[list[str]] = []
+    restored_fs: list[str] = []
 
-    def deploy_around_the_restore(command: list[str], variables: dict[str, str]) -> int:
-        # What AWS Backup's restore job made (moto cannot run it), then what `cdktf deploy dr` builds around it.
-        mocked.client("efs").create_file_system(CreationToken="obiam-dr-artifacts", Encrypted=True)
-        deploy(mocked, target_env(), restored=True)
-        deployed.append(command)
+    def commands(command: list[str], variables: dict[str, str]) -> int:
+        ran.append(command)
+        if command == ["npx", "cdktf", "synth"]:
+            # The restore job reported COMPLETED: the file system it made (moto cannot run the job), and the
+            # target's synthesized stack with the two stateful addresses the imports need.
+            restored_fs.append(mocked.client("efs").create_file_system(
+                CreationToken="obiam-dr-artifacts", Encrypted=True)["FileSystemId"])
+            stack_dir = tmp_path / "cdktf.out" / "stacks" / "dr"
+            stack_dir.mkdir(parents=True)
+            (stack_dir / "cdk.tf.json").write_text(json.dumps({"resource": {
+                "aws_db_instance": {"database_instance_D7FC2283": {}},
+                "aws_efs_file_system": {"artifacts_fs_0D4E8C0B": {}}}}))
+        if command[:3] == ["npx", "cdktf", "deploy"]:
+            deploy(mocked, target_env(restored_key=key), restored=True)  # what `cdktf deploy dr` builds around
         return 0
 
-    monkeypatch.setattr(reap, "run_command", deploy_around_the_restore)
+    monkeypatch.setattr(reap, "run_command", commands)
+    monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(app, ["restore-test", "--env", "prod", "--to-env", "dr",
                                       "--environments-dir", str(directory)])
-    assert deployed == [["npx", "cdktf", "deploy", "dr", "--auto-approve"]], result.output
+    assert ran == [["npx", "cdktf", "synth"],
+                   ["terraform", "-chdir=cdktf.out/stacks/dr", "init", "-input=false"],
+                   ["terraform", "-chdir=cdktf.out/stacks/dr", "import", "-input=false",
+                    "aws_db_instance.database_instance_D7FC2283", "obiam-dr-db"],
+                   ["terraform", "-chdir=cdktf.out/stacks/dr", "import", "-input=false",
+                    "aws_efs_file_system.artifacts_fs_0D4E8C0B", restored_fs[0]],
+                   ["npx", "cdktf", "deploy", "dr", "--auto-approve"]], result.output
     assert "FAIL" not in result.output and result.exit_code == 0, result.output
     assert "PASS  database: mysql available, Multi-AZ" in result.output
     assert "PASS  recovery time:" in result.output

@@ -165,3 +165,11 @@ def test_ephemeral_template_is_not_synthesized_on_its_own() -> None:
     with pytest.raises(ConfigError):
         select(environments, ["ephemeral"], None, None)
 
+
+
+def test_an_apply_never_removes_the_keep_until_tag_obiam_keep_set(synth: Synth) -> None:
+    """`obiam keep` tags a per-branch environment outside Terraform; without the provider's ignore_tags
+    the next push's apply would strip it (terraform-provider-aws docs, "ignore_tags Configuration Block")."""
+    for name in synth.environments:
+        (provider,) = synth.stack(name)["provider"]["aws"]
+        assert provider["ignore_tags"] == [{"keys": ["obiam:keep-until"]}]

@@ -62,7 +62,7 @@ class ArtifactFileSystem(Construct):
                            tags={"Name": f"{props.name}-nfs"})
         sg_id = self.security_group_id = sg.id
         self.connections = Connections(self, "efs", sg_id, NFS)
-        # What a client needs before its first mount: a mount target in its AZ, then (allow_client)
+        # What a client needs before its first mount: a mount target in its AZ, then (grant_mount)
         # the file system policy that lets it in.
         self.ready: list[TerraformResource] = [
             EfsMountTarget(self, f"mount-{i}", file_system_id=fs_id, subnet_id=subnet, security_groups=[sg_id])

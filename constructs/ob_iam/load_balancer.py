@@ -20,6 +20,7 @@ from cdktf_cdktf_provider_aws.lb_listener_rule import (
     LbListenerRuleConditionPathPattern,
 )
 from cdktf_cdktf_provider_aws.lb_target_group import LbTargetGroup, LbTargetGroupHealthCheck, LbTargetGroupStickiness
+from cdktf_cdktf_provider_aws.route53_record import Route53Record, Route53RecordAlias
 from cdktf_cdktf_provider_aws.security_group import SecurityGroup
 from cdktf_cdktf_provider_aws.vpc_security_group_ingress_rule import VpcSecurityGroupIngressRule
 from constructs import Construct
@@ -58,6 +59,10 @@ class LoadBalancerProps:
     access_log_prefix: str = "alb"
     # The bucket's policy and settings, which must exist before logging is switched on.
     access_log_bucket_ready: tuple[ITerraformDependable, ...] = ()
+    # The public name and its Route 53 zone: the alias record to the load balancer is then this
+    # construct's, created and destroyed with it. None: the name is managed elsewhere.
+    hostname: str | None = None
+    hosted_zone_id: str | None = None
 
 
 class LoadBalancer(Construct):
@@ -92,6 +97,10 @@ class LoadBalancer(Construct):
         self.arn = alb_arn = self.alb.arn
         self.arn_suffix = self.alb.arn_suffix
         self.dns_name = self.alb.dns_name
+        if props.hosted_zone_id is not None and props.hostname is not None:
+            Route53Record(self, "alias", zone_id=props.hosted_zone_id, name=props.hostname, type="A",
+                          alias=Route53RecordAlias(name=self.alb.dns_name, zone_id=self.alb.zone_id,
+                                                   evaluate_target_health=True))
 
         sticky = props.stickiness
         self.target_group = LbTargetGroup(

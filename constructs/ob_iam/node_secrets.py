@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass
 
 from cdktf import TerraformResourceLifecycle
-from cdktf_cdktf_provider_aws.secretsmanager_secret import SecretsmanagerSecret
+from cdktf_cdktf_provider_aws.secretsmanager_secret import SecretsmanagerSecret, SecretsmanagerSecretReplica
 from cdktf_cdktf_provider_aws.secretsmanager_secret_version import SecretsmanagerSecretVersion
 from cdktf_cdktf_provider_random.id import Id
 from cdktf_cdktf_provider_random.password import Password
@@ -37,6 +37,9 @@ class NodeSecretsProps:
     database_user: str
     kms_key_arn: str
     prevent_destroy: bool = True
+    # Regions the node secret is replicated to (the backup copy region): a restore there needs WSO2's
+    # encryption key, which AWS Backup does not copy.
+    replica_regions: tuple[str, ...] = ()
 
 
 class NodeSecrets(Construct):
@@ -57,11 +60,14 @@ class NodeSecrets(Construct):
                                  override_special=SAFE_SPECIALS)
         keystore_password = Password(self, "keystore-password", length=32, special=True,
                                      override_special=SAFE_SPECIALS, lifecycle=self._protect)
-        self.node_secret_arn = self._secret(
-            "node-secret", props.node_secret_name,
-            "WSO2's [encryption] key, keystore password and the consent portal's client secret",
-            {"encryption_key": encryption_key.hex, "consent_portal_client_secret": portal_secret.result,
-             "keystore_password": keystore_password.result})
+        # Written once: the encryption key and keystore password must never change under the data they
+        # protect, and a restore (obiam restore) puts the source environment's values here.
+        self.node_secret_arn = kms_secret(
+            self, "node-secret", name=props.node_secret_name, kms_key_arn=props.kms_key_arn,
+            description="WSO2's [encryption] key, keystore password and the consent portal's client secret",
+            prevent_destroy=props.prevent_destroy, value_set_once=True, replica_regions=props.replica_regions,
+            document={"encryption_key": encryption_key.hex, "consent_portal_client_secret": portal_secret.result,
+                      "keystore_password": keystore_password.result}).arn
         self.arns = [self.database_secret_arn, self.node_secret_arn]
 
     def grant_read(self, role: Grantable) -> None:
@@ -86,11 +92,15 @@ class StoredSecret:
 
 
 def kms_secret(scope: Construct, id_: str, *, name: str, kms_key_arn: str, description: str,
-               prevent_destroy: bool, document: dict[str, str]) -> StoredSecret:
-    """A KMS-encrypted secret holding `document` as JSON."""
+               prevent_destroy: bool, document: dict[str, str], value_set_once: bool = False,
+               replica_regions: tuple[str, ...] = ()) -> StoredSecret:
+    """A KMS-encrypted secret holding `document` as JSON; `value_set_once`: Terraform writes the value at
+    create only and never replaces it afterwards. Replicas use each region's aws/secretsmanager key."""
     secret = SecretsmanagerSecret(
         scope, id_, name=name, kms_key_id=kms_key_arn, description=description,
-        recovery_window_in_days=30 if prevent_destroy else 0)
-    version = SecretsmanagerSecretVersion(scope, f"{id_}-value", secret_id=secret.id,
-                                          secret_string=json.dumps(document))
+        recovery_window_in_days=30 if prevent_destroy else 0,
+        replica=[SecretsmanagerSecretReplica(region=region) for region in replica_regions] or None)
+    version = SecretsmanagerSecretVersion(
+        scope, f"{id_}-value", secret_id=secret.id, secret_string=json.dumps(document),
+        lifecycle=TerraformResourceLifecycle(ignore_changes=["secret_string"]) if value_set_once else None)
     return StoredSecret(secret.arn, version.version_id)

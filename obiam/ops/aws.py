@@ -20,6 +20,7 @@ from botocore.exceptions import (
     NoRegionError,
     PartialCredentialsError,
 )
+from botocore.parsers import ResponseParserError
 
 T = TypeVar("T")
 
@@ -81,6 +82,9 @@ def translated_errors() -> Iterator[None]:
         raise OpsError(f"{operation} failed ({code}): {message}") from None
     except BotoCoreError as error:
         raise OpsError(f"AWS call failed: {error}") from None
+    except ResponseParserError as error:
+        raise OpsError(f"the endpoint's answer could not be read as AWS's ({error.__class__.__name__}); check "
+                       "AWS_ENDPOINT_URL if set") from None
 
 
 def lookup(call: Callable[[], T], *, missing: set[str]) -> T | None:

@@ -7,9 +7,11 @@ failed, 2 the command could not run (bad config, credentials, permissions, endpo
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sys
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,6 +19,7 @@ import boto3
 import typer
 
 from obiam import ephemeral, node_config
+from obiam.config import EphemeralConfig
 from obiam.environments import EPHEMERAL_TEMPLATE, ConfigError, Environment, load_environment
 from obiam.naming import Names
 from obiam.ops import aws, pack_s3, reap, restore
@@ -154,34 +157,90 @@ def rollout_command(
     _run(body)
 
 
-def reap_command(dry_run: Annotated[bool, typer.Option("--dry-run", help="only print what would be destroyed")]
-                 = False, region: RegionOption = None,
-                 environments_dir: DirOption = Path("environments")) -> None:
-    """Destroy per-branch environments whose ExpiresAt has passed."""
+def reap_command(
+        *, apply: Annotated[bool, typer.Option("--apply", help="destroy what is past its deadline (without it: only "
+                                                            "print what would be destroyed)")] = False,
+        dry_run: Annotated[bool, typer.Option("--dry-run", help="only print what would be destroyed (the default)")]
+        = False,
+        notify_topic_arn: Annotated[str | None, typer.Option(help="an SNS topic to tell what is about to be "
+                                                                  "destroyed, before anything is")] = None,
+        as_json: JsonOption = False, region: RegionOption = None,
+        environments_dir: DirOption = Path("environments")) -> None:
+    """Destroy per-branch environments past their deadline (ExpiresAt, or a capped obiam:keep-until)."""
+    def body() -> int:
+        if apply and dry_run:
+            raise ValueError("--apply and --dry-run: choose one")
+        template = load_environment(environments_dir / f"{EPHEMERAL_TEMPLATE}.yaml", Path.cwd())
+        settings = template.config.ephemeral or EphemeralConfig()
+        where = region or template.config.region
+        session = aws.session(where)
+        account = aws.require_account(session, template.config.account.id, template.source)
+        decisions = reap.decide(reap.find_ephemeral_environments(session, where), reap.now(),
+                                ttl_hours=settings.ttl_hours, max_keep_hours=settings.max_keep_hours)
+        doomed = [d for d in decisions if d.destroy]
+        if doomed and apply and notify_topic_arn:
+            aws.client(session, "sns", where).publish(
+                TopicArn=notify_topic_arn, Subject="obiam reap: per-branch environments to be destroyed",
+                Message=reap.notice(decisions, account, where))
+        failures = sum(1 for d in doomed if d.problem)
+        if not as_json:
+            _print_reap_plan(decisions, account, where, apply=apply)
+        for decision in doomed if apply else ():
+            if decision.command is None or decision.variables is None:
+                continue
+            if reap.run_command(decision.command, decision.variables) != 0:
+                failures += 1
+                print(f"obiam: destroying {decision.environment.name} failed; it stays tagged and the next run "
+                      "retries", file=sys.stderr)
+        if as_json:
+            print(json.dumps({"account": account, "region": where, "applied": apply,
+                              "environments": [d.as_json() for d in decisions]}, indent=2))
+        return 1 if failures else 0
+    _run(body)
+
+
+def _print_reap_plan(decisions: list[reap.Decision], account: str, region: str, *, apply: bool) -> None:
+    if not decisions:
+        print(f"no per-branch environments in account {account}, {region}")
+        return
+    if any(d.destroy for d in decisions):
+        print(reap.notice(decisions, account, region), flush=True)
+    for decision in decisions:
+        environment, deadline = decision.environment, decision.deadline
+        when = deadline.strftime("%Y-%m-%dT%H:%M:%SZ") if deadline else "no readable ExpiresAt"
+        kept = " (kept by obiam:keep-until)" if environment.keep_until and deadline and environment.expires_at \
+            and deadline > environment.expires_at else ""
+        if not decision.destroy:
+            print(f"keep     {environment.name} (branch {environment.branch}, until {when}{kept})")
+        elif decision.problem:
+            print(f"expired  {environment.name} ({when}): {decision.problem}")
+        else:
+            shown = " ".join([*(f"{k}={v}" for k, v in (decision.variables or {}).items()), *(decision.command or [])])
+            print(f"destroy  {environment.name} (expired {when}): {shown}" if apply
+                  else f"expired  {environment.name} (expired {when}); would run: {shown}", flush=True)
+    if not apply and any(d.destroy for d in decisions):
+        print("dry run: nothing was destroyed; run with --apply to destroy")
+
+
+def keep_command(
+        branch: Annotated[str, typer.Option(help="the per-branch environment's branch")],
+        hours: Annotated[int, typer.Option(min=1, help="keep it this many hours from now")],
+        region: RegionOption = None, environments_dir: DirOption = Path("environments")) -> None:
+    """Keep a per-branch environment past its ExpiresAt (at most ephemeral.max_keep_hours past it)."""
     def body() -> int:
         template = load_environment(environments_dir / f"{EPHEMERAL_TEMPLATE}.yaml", Path.cwd())
+        settings = template.config.ephemeral or EphemeralConfig()
         where = region or template.config.region
-        ttl = template.config.ephemeral.ttl_hours if template.config.ephemeral else 72
-        found = reap.find_ephemeral_environments(aws.session(where), where)
-        moment, failures = reap.now(), 0
-        if not found:
-            print(f"no per-branch environments in {where}")
-        for environment in found:
-            expiry = environment.expires_at.isoformat() if environment.expires_at else "no ExpiresAt tag"
-            if not environment.expired(moment):
-                print(f"keep     {environment.name} (branch {environment.branch}, expires {expiry})")
-                continue
-            command, variables = reap.destroy_command(environment, ttl)
-            shown = " ".join([*(f"{k}={v}" for k, v in variables.items()), *command])
-            if dry_run:
-                print(f"expired  {environment.name} (expired {expiry}); would run: {shown}")
-                continue
-            print(f"destroy  {environment.name} (expired {expiry}): {shown}", flush=True)
-            if reap.run_command(command, variables) != 0:
-                failures += 1
-                print(f"obiam: destroying {environment.name} failed; it stays tagged and the next run retries",
-                      file=sys.stderr)
-        return 1 if failures else 0
+        session = aws.session(where)
+        aws.require_account(session, template.config.account.id, template.source)
+        name = ephemeral.stack_name(branch)
+        found = {e.name: e for e in reap.find_ephemeral_environments(session, where)}
+        if name not in found:
+            raise ValueError(f"no per-branch environment {name} (branch {branch}) in {where}")
+        until = reap.now() + timedelta(hours=hours)
+        reap.keep(session, where, found[name], until, settings.max_keep_hours)
+        print(f"{name}: kept until {until:%Y-%m-%dT%H:%M:%SZ} (obiam:keep-until)")
+        return 0
     _run(body)
 
 
@@ -272,11 +331,18 @@ def restore_test_command(
             for problem in problems:
                 print(f"obiam restore-test: {problem}", file=sys.stderr)
             return 1
-        print(f"restored in {restored_after / 60:.1f} min; deploying {to_env}: {' '.join(deploy_command(to_env))}",
-              flush=True)
-        if reap.run_command(deploy_command(to_env), {}) != 0:
-            print(f"obiam restore-test: deploying {to_env} failed", file=sys.stderr)
+        print(f"restored in {restored_after / 60:.1f} min; adopting and deploying {to_env}", flush=True)
+        if reap.run_command(["npx", "cdktf", "synth"], {}) != 0:
+            print("obiam restore-test: synthesizing failed", file=sys.stderr)
             return 1
+        stack = json.loads((Path("cdktf.out") / "stacks" / to_env / "cdk.tf.json").read_text())
+        adopt = restore.adoption_commands(to_env, stack, started.database_identifier,
+                                          restore.restored_file_system_id(session, plan))
+        for command in [*adopt, deploy_command(to_env)]:
+            print(" ".join(command), flush=True)
+            if reap.run_command(command, {}) != 0:
+                print(f"obiam restore-test: `{' '.join(command)}` failed", file=sys.stderr)
+                return 1
         checks = verify(session, plan.target, plan.region)
         elapsed = (time.monotonic() - started_at) / 60
         rto = plan.source.config.backup.rto_hours * 60
@@ -399,5 +465,6 @@ def register(app: typer.Typer) -> None:
     app.command("verify")(verify_command)
     app.command("rollout")(rollout_command)
     app.command("reap")(reap_command)
+    app.command("keep")(keep_command)
     app.command("restore")(restore_command)
     app.command("restore-test")(restore_test_command)

@@ -5,10 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import boto3
+from botocore.exceptions import ClientError
+from botocore.parsers import ResponseParserError
 
-from obiam import directory_service, instance_types
+from obiam import database_engines, directory_service, instance_types
+from obiam.config import EnvironmentConfig
 from obiam.environments import Environment
-from obiam.ops.aws import client, lookup
+from obiam.naming import EPHEMERAL_TAG_KEY
+from obiam.ops.aws import DENIED, client, error_code, lookup
 from obiam.ops.output import Check
 from obiam.ops.pack_s3 import object_sha256, s3_location
 
@@ -51,6 +55,58 @@ def _directory_check(aws: boto3.session.Session, environment: Environment, regio
                                              f"{', '.join(forbidden)}")
     return Check("directory", True, f"{kind} offered in {region}; {limits[f'{prefix}CurrentCount']} of "
                                     f"{limits[f'{prefix}Limit']} in use")
+
+
+STANDARD_SUPPORT = "open-source-rds-standard-support"
+
+
+def _engine_support_check(rds: Any, config: EnvironmentConfig) -> Check | None:
+    """The account's own word on the engine's standard support (DescribeDBMajorEngineVersions,
+    SupportedEngineLifecycles) against database.engine_lifecycle_support and the toolkit's dated table."""
+    engine = database_engines.ENGINES[config.database.engine]
+    major = database_engines.major_of(engine, config.database.version)
+    if not engine.lifecycle_choice_applies or major is None:
+        return None
+    try:
+        answer = rds.describe_db_major_engine_versions(Engine=engine.name, MajorEngineVersion=major)
+    except (ClientError, ResponseParserError) as error:
+        if isinstance(error, ClientError) and error_code(error) in DENIED:
+            raise
+        # An AWS-compatible endpoint without the API (RDS itself has it in every Region): the config
+        # already judged the version by the dated table, which stays the rule.
+        return Check("engine support", True, f"the endpoint does not answer DescribeDBMajorEngineVersions; "
+                                             f"judged by obiam/database_engines.py's dates for {engine.name} {major}")
+    windows = [window for version in answer.get("DBMajorEngineVersions", [])
+               for window in version.get("SupportedEngineLifecycles", [])
+               if window.get("LifecycleSupportName") == STANDARD_SUPPORT]
+    what = f"{engine.name} {major}"
+    if not windows:
+        return Check("engine support", False, f"RDS names no standard-support window for {what} here")
+    ends = windows[0]["LifecycleSupportEndDate"].date()
+    past = ends <= database_engines.today()
+    decided = config.database.engine_lifecycle_support == database_engines.EXTENDED_SUPPORT
+    detail = f"{what}: RDS standard support ends {ends.isoformat()}"
+    if past:
+        detail += ("; Extended Support is accepted (engine_lifecycle_support)" if decided else
+                   "; past it, and database.engine_lifecycle_support does not accept Extended Support")
+    table = engine.standard_support_ends.get(major)
+    if table is not None and table != ends:
+        detail += f"; obiam/database_engines.py says {table.isoformat()}: correct it there"
+    return Check("engine support", not past or decided, detail)
+
+
+def _branch_network_check(ec2: Any, environment: Environment) -> Check:
+    """No other live per-branch environment has this branch's VPC range (ephemeral.vpc_cidr_pool picks
+    it by a hash of the branch, so two branches can draw the same block)."""
+    cidr = environment.config.network.cidr
+    vpcs = ec2.describe_vpcs(Filters=[{"Name": "cidr-block-association.cidr-block", "Values": [cidr]},
+                                      {"Name": f"tag:{EPHEMERAL_TAG_KEY}", "Values": ["true"]}])["Vpcs"]
+    others = sorted({tag["Value"] for vpc in vpcs for tag in vpc.get("Tags", [])
+                     if tag["Key"] == "Environment" and tag["Value"] != environment.name})
+    if others:
+        return Check("branch network", False, f"{cidr} is already the VPC range of {', '.join(others)}; rename the "
+                                              "branch, or reap or destroy that environment first")
+    return Check("branch network", True, f"{cidr}: no other per-branch environment uses it")
 
 
 def preflight(aws: boto3.session.Session, environment: Environment, region: str) -> list[Check]:
@@ -118,6 +174,11 @@ def preflight(aws: boto3.session.Session, environment: Environment, region: str)
                             f"{uri} ({head['ContentLength']} bytes)" if head else f"{uri} not found"))
 
     checks.append(_directory_check(aws, environment, region))
+    engine_support = _engine_support_check(client(aws, "rds", region), config)
+    if engine_support is not None:
+        checks.append(engine_support)
+    if environment.branch is not None and config.network.existing_vpc is None:
+        checks.append(_branch_network_check(ec2, environment))
 
     state = config.state
     state_s3 = client(aws, "s3", config.state_region)

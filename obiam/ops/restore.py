@@ -7,8 +7,13 @@ newest EFS recovery point in the source's vault at or before that time; in the s
 (region loss) both come from the newest recovery points in the copy vault (RDS
 RestoreDBInstanceFromDBSnapshot on the copied snapshot, AWS Backup StartRestoreJob for EFS).
 
-The restored resources get the target environment's names (DB identifier, EFS creation token), so
-`obiam verify --env <target>` finds them once the target's stack is deployed around them.
+The restored resources get the target environment's names (DB identifier, EFS creation token); the file
+system is restored under the target's data key (alias obiam-<target>-data), so its stack can adopt it
+(`terraform import`; a file system under another key would be replaced). The database keeps its
+snapshot's key (RDS restores take no KmsKeyId): see the README, Restore. The source's node secret (WSO2's
+[encryption] key, the keystore password, the consent portal's client secret) is copied into the
+target's: the restored database and keystores are unreadable under any other. Both the key and the
+secret must therefore exist before the restore (Restore, step 1).
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ class Plan:
     database_source_instance: str | None
     database_snapshot_arn: str | None
     file_system_recovery_point: dict[str, Any]
+    target_key_arn: str
 
     def describe(self) -> list[str]:
         when = self.point_in_time.isoformat() if self.point_in_time else "the latest restorable time"
@@ -73,6 +79,7 @@ def plan_restore(aws: boto3.session.Session, source: Environment, target: Enviro
     if point_in_time is not None and point_in_time > dt.datetime.now(dt.UTC):
         raise OpsError(f"--point-in-time {point_in_time.isoformat()} is in the future")
     _refuse_existing(aws, target, region)
+    target_key = _prepared_target(aws, source, target, region)
     names = Names(source.name)
     vault = names.backup_vault
     backup_client = client(aws, "backup", region)
@@ -80,11 +87,75 @@ def plan_restore(aws: boto3.session.Session, source: Environment, target: Enviro
     instance = None
     if region == source.config.region:
         instance = _point_in_time_source(aws, region, names.db_instance, point_in_time)
-    snapshot = None
+    snapshot, snapshot_key = None, None
     if instance is None:
-        snapshot = _newest_recovery_point(backup_client, vault, RDS_TYPE, point_in_time)["RecoveryPointArn"]
+        point = _newest_recovery_point(backup_client, vault, RDS_TYPE, point_in_time)
+        snapshot, snapshot_key = point["RecoveryPointArn"], point.get("EncryptionKeyArn")
     file_system = _newest_recovery_point(backup_client, vault, EFS_TYPE, point_in_time)
-    return Plan(source, target, region, vault, point_in_time, instance, snapshot, file_system)
+    _target_names_the_database_key(aws, region, target, instance, snapshot_key)
+    return Plan(source, target, region, vault, point_in_time, instance, snapshot, file_system, target_key)
+
+
+def _target_names_the_database_key(aws: boto3.session.Session, region: str, target: Environment,
+                                   instance: str | None, snapshot_key: str | None) -> None:
+    """RDS restores keep the key of their source (the instance's, or the recovery point's EncryptionKeyArn),
+    and a DB instance under another key than its stack names is replaced: so the target file must name
+    that key (database.restored_kms_key_arn) before anything starts."""
+    key = snapshot_key
+    if instance is not None:
+        key = client(aws, "rds", region).describe_db_instances(
+            DBInstanceIdentifier=instance)["DBInstances"][0].get("KmsKeyId")
+    if key and target.config.database.restored_kms_key_arn != key:
+        raise OpsError(f"{target.source}: the restored database will keep the key {key} (RDS restores keep their "
+                       f"source's), so its stack must name it: set database.restored_kms_key_arn: {key}")
+
+
+def adoption_commands(target: str, stack: dict[str, Any], database_identifier: str,
+                      file_system_id: str) -> list[list[str]]:
+    """The `terraform import` commands that put the restored database and file system into the target's
+    state, so its deploy builds around them instead of creating new ones (or failing on the names)."""
+    directory = f"-chdir=cdktf.out/stacks/{target}"
+    (database,) = stack["resource"]["aws_db_instance"]
+    (file_system,) = stack["resource"]["aws_efs_file_system"]
+    return [["terraform", directory, "init", "-input=false"],
+            ["terraform", directory, "import", "-input=false", f"aws_db_instance.{database}", database_identifier],
+            ["terraform", directory, "import", "-input=false", f"aws_efs_file_system.{file_system}",
+             file_system_id]]
+
+
+def restored_file_system_id(aws: boto3.session.Session, plan: Plan) -> str:
+    found = client(aws, "efs", plan.region).describe_file_systems(
+        CreationToken=Names(plan.target.name).artifact_file_system)["FileSystems"]
+    if not found:
+        raise OpsError(f"the restored file system {Names(plan.target.name).artifact_file_system} is not there")
+    return str(found[0]["FileSystemId"])
+
+
+def _prepared_target(aws: boto3.session.Session, source: Environment, target: Environment, region: str) -> str:
+    """The target's data key ARN, once its key, its node secret and the source's node secret are there."""
+    names = Names(target.name)
+    alias = f"alias/{names.prefix}-data"
+    key = lookup(lambda: client(aws, "kms", region).describe_key(KeyId=alias)["KeyMetadata"],
+                 missing={"NotFoundException"})
+    secrets = client(aws, "secretsmanager", region)
+    missing = [what for what, found in (
+        (f"its data key ({alias})", key is not None),
+        (f"its node secret ({names.node_secret})", _secret_exists(secrets, names.node_secret)),
+    ) if not found]
+    if missing:
+        raise OpsError(f"{target.name} is not prepared for a restore in {region}: {' and '.join(missing)} must exist "
+                       "first, so the restored file system is encrypted with the key its stack names and WSO2 "
+                       "finds its encryption key (README, Restore, step 1)")
+    source_secret = Names(source.name).node_secret
+    if not _secret_exists(secrets, source_secret):
+        raise OpsError(f"{source_secret} is not in {region}: without the source's WSO2 encryption key the restored "
+                       "data cannot be read (the node secret is replicated to backup.copy_region)")
+    assert key is not None
+    return str(key["Arn"])
+
+
+def _secret_exists(secrets: Any, name: str) -> bool:
+    return lookup(lambda: secrets.describe_secret(SecretId=name), missing={"ResourceNotFoundException"}) is not None
 
 
 def _refuse_existing(aws: boto3.session.Session, target: Environment, region: str) -> None:
@@ -150,6 +221,9 @@ def start_restore(aws: boto3.session.Session, plan: Plan, *, db_subnet_group: st
                                  "DeletionProtection": False}
     if db_subnet_group:
         placement["DBSubnetGroupName"] = db_subnet_group
+    # RDS restores keep the key of what they restore (the restore APIs take no KmsKeyId): the source's data
+    # key in its region, the copy vault's key in the copy region. The target's stack adopts that key
+    # (README, Restore, step 3); the file system below can be restored under the target's own.
     if plan.database_source_instance is not None:
         when = ({"RestoreTime": plan.point_in_time} if plan.point_in_time is not None
                 else {"UseLatestRestorableTime": True})
@@ -170,8 +244,16 @@ def start_restore(aws: boto3.session.Session, plan: Plan, *, db_subnet_group: st
         # system, encrypted, under the target's creation token so the target's tools find it by name.
         Metadata={"file-system-id": source_arn.rsplit("/", 1)[-1], "newFileSystem": "true",
                   "CreationToken": target.artifact_file_system, "Encrypted": "true",
-                  "PerformanceMode": "generalPurpose"})
+                  "KmsKeyId": plan.target_key_arn, "PerformanceMode": "generalPurpose"})
+    copy_node_secret(aws, plan)
     return Started(target.db_instance, job["RestoreJobId"])
+
+
+def copy_node_secret(aws: boto3.session.Session, plan: Plan) -> None:
+    """The source's node secret value into the target's (which its stack never overwrites: ignore_changes)."""
+    secrets = client(aws, "secretsmanager", plan.region)
+    value = secrets.get_secret_value(SecretId=Names(plan.source.name).node_secret)["SecretString"]
+    secrets.put_secret_value(SecretId=Names(plan.target.name).node_secret, SecretString=value)
 
 
 def wait_for_restore(aws: boto3.session.Session, plan: Plan, started: Started, *, timeout_seconds: float,

@@ -5,6 +5,8 @@ Resources are found by the names and tags the stack sets (obiam.naming), never b
 
 from __future__ import annotations
 
+from typing import Any
+
 import boto3
 
 from obiam.environments import Environment
@@ -23,7 +25,7 @@ def verify(aws: boto3.session.Session, environment: Environment, region: str) ->
         *_load_balancing(aws, region, names),
         _database(aws, region, names),
         _artifact_file_system(aws, region, names, node_zones),
-        _directory(aws, region, environment.config.directory.name),
+        _directory(aws, region, environment),
     ]
 
 
@@ -110,12 +112,25 @@ def _artifact_file_system(aws: boto3.session.Session, region: str, names: Names,
                  + (f"; nodes in {', '.join(uncovered)} have none" if uncovered else ""))
 
 
-def _directory(aws: boto3.session.Session, region: str, domain: str) -> Check:
+def _directory(aws: boto3.session.Session, region: str, environment: Environment) -> Check:
+    """The environment's own directory: the domain name is shared (every per-branch environment uses the
+    template's), so the directory is the one whose Environment tag names this environment."""
     ds = client(aws, "ds", region)
-    directories = [d for d in ds.describe_directories()["DirectoryDescriptions"] if d.get("Name") == domain]
+    domain = environment.config.directory.name
+    candidates = [d for d in ds.describe_directories()["DirectoryDescriptions"] if d.get("Name") == domain]
+    directories = [d for d in candidates if _tags(ds, d["DirectoryId"]).get("Environment") == environment.name]
     if not directories:
-        return Check("directory", False, f"directory {domain} not found")
+        others = f" ({len(candidates)} of that name belong to other environments)" if candidates else ""
+        return Check("directory", False, f"directory {domain} of {environment.name} not found{others}")
     directory = directories[0]
     addresses = directory.get("DnsIpAddrs", [])
     return Check("directory", directory.get("Stage") == "Active" and len(addresses) >= 2,
-                 f"{directory.get('Type')} {directory.get('Stage')}, DNS {', '.join(addresses) or 'none'}")
+                 f"{directory['DirectoryId']}: {directory.get('Type')} {directory.get('Stage')}, "
+                 f"DNS {', '.join(addresses) or 'none'}")
+
+
+def _tags(ds: Any, directory_id: str) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    for page in ds.get_paginator("list_tags_for_resource").paginate(ResourceId=directory_id):
+        tags.update({tag["Key"]: tag["Value"] for tag in page.get("Tags", [])})
+    return tags
