@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from obiam.config import TIERS
+from obiam.tier_policy import TIERS
 
 ROOT = Path(__file__).resolve().parent.parent
 SKIPS_FILE = ROOT / "checkov-skips.yaml"

@@ -9,22 +9,63 @@ never silently fall back to a default.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from obiam import database_engines, directory_service, instance_types, wso2
+from obiam import database_engines, directory_service, instance_types, tier_policy, wso2
+from obiam.choices import (
+    BackupLock,
+    DirectoryEdition,
+    DirectorySize,
+    DirectoryType,
+    EngineLifecycleSupport,
+    MembershipScheme,
+    MetadataHttpTokens,
+    MutualAuthenticationMode,
+    NatGateways,
+    ScalingMetric,
+    StateLock,
+    StickinessType,
+    WafMode,
+)
+from obiam.config_values import (
+    ACCOUNT_ID,
+    ACM_ARN,
+    AMI_ID,
+    DB_CLASS,
+    DOMAIN,
+    DYNAMODB_TABLE,
+    HOSTED_ZONE_ID,
+    HOSTNAME,
+    JDK,
+    KEY_PREFIX,
+    KMS_KEY_ARN,
+    NETBIOS,
+    PARAMETER_NAME,
+    ROLE_ARN,
+    SHA256,
+    VPC_ID,
+    Cidr,
+    Region,
+    RuleViolations,
+    SubnetId,
+    TagValue,
+    Violation,
+    check,
+    s3_uri,
+    valid_bucket,
+    valid_vpc_cidr,
+    valid_vpc_cidr_pool,
+)
 from obiam.naming import (
     MAX_TAGS_PER_RESOURCE,
     RESERVED_TAG_KEYS,
-    TAG_VALUE_ALLOWED,
     TOOLKIT_TAGS,
-    tag_value_problem,
 )
-
-TIERS = ("production", "staging", "development", "ephemeral")
+from obiam.tier_policy import TIERS
+from obiam.wso2 import DEFAULT_JDK, KNOWN_BAD_JDKS, PRODUCT_JDKS
 
 # CloudWatch Logs accepts only these retention periods (PutRetentionPolicy).
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
@@ -40,149 +81,9 @@ FAPI_SSL_POLICIES = (
     "ELBSecurityPolicy-TLS13-1-2-FIPS-2023-04",
 )
 
-# WSO2 Open Banking IAM product versions the toolkit supports and the JDK majors each runs
-# on. OB 3.0 on IS 5.11 runs on JDK 11 only: OB's prerequisites keep JDK 17 for IS 6.0 with
-# API Manager 4.2, and IS 5.11 GA's wso2server.sh (kernel 4.6.1) knows JDKs up to 11. OB 2.0
-# (Key Manager, JDK 8) is not supported: its datasource mapping is not in obiam/wso2.py.
-PRODUCT_JDKS: dict[str, tuple[int, ...]] = {"3.0.0": (11,)}
-DEFAULT_JDK = {"3.0.0": "11"}
-
-# WSO2's deployment guide: "There's a known issue with JDK1.8.0_151".
-KNOWN_BAD_JDKS = ("1.8.0_151",)
 
 DEFAULT_VPC_CIDR = "10.40.0.0/16"
 DEFAULT_AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
-
-_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
-_ACM_ARN = re.compile(
-    r"^arn:aws(-cn|-us-gov)?:acm:(?P<region>[a-z]{2}(-gov)?-[a-z]+-\d):(?P<account>\d{12}):certificate/"
-    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
-)
-# Keys limited to S3's "safe characters": the URI ends up inside the node's boot script.
-_ACCOUNT_ID = re.compile(r"^\d{12}$")
-_KMS_KEY_ARN = re.compile(r"^arn:aws(-cn|-us-gov)?:kms:[a-z0-9-]+:\d{12}:key/[0-9a-f-]{36}$")
-_HOSTED_ZONE_ID = re.compile(r"^Z[A-Z0-9]{1,31}$")
-_ROLE_ARN = re.compile(r"^arn:aws(-cn|-us-gov)?:iam::(?P<account>\d{12}):role/[A-Za-z0-9+=,.@_/-]{1,512}$")
-_S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>[A-Za-z0-9!_.*'()/+=-]+)$")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-# S3 User Guide, "General purpose bucket naming rules": besides 3-63 lower-case letters, digits, . and
-# -, starting and ending with a letter or digit, these are refused.
-_BUCKET_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"\.\."), "two adjacent periods"),
-    (re.compile(r"^\d+\.\d+\.\d+\.\d+$"), "the form of an IP address"),
-    (re.compile(r"^(xn--|sthree-|amzn-s3-demo-)"), "a prefix S3 reserves (xn--, sthree-, amzn-s3-demo-)"),
-    (re.compile(r"(-s3alias|--ol-s3|\.mrap|--x-s3|--table-s3)$"),
-     "a suffix S3 reserves (-s3alias, --ol-s3, .mrap, --x-s3, --table-s3)"),
-)
-_BUCKET_ALLOWED = ("an S3 bucket name: 3-63 lower-case letters, digits, . and -, starting and ending with a letter or "
-                   "digit, no .., not an IP address, none of S3's reserved prefixes and suffixes")
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
-_AMI_ID = re.compile(r"^ami-[0-9a-f]{8}([0-9a-f]{9})?$")
-_VPC_ID = re.compile(r"^vpc-[0-9a-f]{8}([0-9a-f]{9})?$")
-_SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8}([0-9a-f]{9})?$")
-_DB_CLASS = re.compile(r"^db\.[a-z0-9-]+\.[a-z0-9]+$")
-_JDK = re.compile(r"^(?P<major>1\.8|8|11|17|21)(\.0(_\d+|\.\d+(\.\d+)?)?)?$")
-_DYNAMODB_TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
-_KEY_PREFIX = re.compile(r"^[A-Za-z0-9!_.*'()/-]{1,200}$")
-_PARAMETER_NAME = re.compile(r"^/[A-Za-z0-9_./-]{1,1010}$")
-_DOMAIN = re.compile(r"^([a-zA-Z0-9]+[\\.-])+([a-zA-Z0-9])+$")
-_NETBIOS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,14}$")
-
-
-# A rule failure: field path (relative to the model that found it), offending value, what is allowed.
-Violation = tuple[tuple[str | int, ...], Any, str]
-
-
-class RuleViolations(ValueError):
-    """Cross-field rule failures, each with its field path relative to the model that raised it."""
-
-    def __init__(self, violations: list[Violation]):
-        self.violations = violations
-        super().__init__("; ".join(message for _, _, message in violations))
-
-
-def _check(pattern: re.Pattern[str], allowed: str) -> AfterValidator:
-    def validate(value: str) -> str:
-        if not pattern.match(value):
-            raise ValueError(f"allowed: {allowed}")
-        return value
-
-    return AfterValidator(validate)
-
-
-def bucket_name_problem(name: str) -> str | None:
-    """What S3's bucket naming rules refuse in `name`, or None when S3 accepts it."""
-    if not _BUCKET.match(name):
-        return f"allowed: {_BUCKET_ALLOWED}"
-    for pattern, what in _BUCKET_RULES:
-        if pattern.search(name):
-            return f"S3 refuses a bucket name with {what}; allowed: {_BUCKET_ALLOWED}"
-    return None
-
-
-def _bucket(value: str) -> str:
-    problem = bucket_name_problem(value)
-    if problem is not None:
-        raise ValueError(problem)
-    return value
-
-
-def _s3_uri(what: str) -> AfterValidator:
-    def validate(value: str) -> str:
-        match = _S3_URI.match(value)
-        if match is None:
-            raise ValueError(f"allowed: {what}")
-        problem = bucket_name_problem(match["bucket"])
-        if problem is not None:
-            raise ValueError(f"bucket {match['bucket']!r}: {problem}")
-        return value
-
-    return AfterValidator(validate)
-
-
-def _tag_value(value: str) -> str:
-    if not value or tag_value_problem(value) is not None:
-        raise ValueError(f"allowed: 1-{TAG_VALUE_ALLOWED.removeprefix('at most ')} (AWS tag values)")
-    return value
-
-
-def _cidr(value: str) -> str:
-    try:
-        network = ipaddress.IPv4Network(value, strict=True)
-    except ValueError as error:
-        raise ValueError(f"allowed: an IPv4 network in CIDR notation such as 10.40.0.0/16 ({error})") from None
-    return str(network)
-
-
-def _vpc_cidr(value: str) -> str:
-    network = ipaddress.IPv4Network(_cidr(value))
-    if not 16 <= network.prefixlen <= 22:
-        raise ValueError("allowed: a prefix from /16 to /22 (AWS allows /16 at most; /22 is the smallest that "
-                         "still leaves a /28 data and public subnet in each of six AZs)")
-    if not network.is_private:
-        raise ValueError("allowed: a private (RFC 1918) range")
-    return value
-
-
-BRANCH_VPC_PREFIX = 20
-
-
-def _vpc_cidr_pool(value: str) -> str:
-    network = ipaddress.IPv4Network(_cidr(value))
-    if not 8 <= network.prefixlen <= BRANCH_VPC_PREFIX - 4:
-        raise ValueError(f"allowed: a private range from /8 to /{BRANCH_VPC_PREFIX - 4}, room for at least 16 branch "
-                         f"VPCs of /{BRANCH_VPC_PREFIX} each")
-    if not network.is_private:
-        raise ValueError("allowed: a private (RFC 1918) range")
-    return value
-
-
-Region = Annotated[str, _check(_REGION, "an AWS region code such as eu-west-2")]
-Cidr = Annotated[str, AfterValidator(_cidr)]
-SubnetId = Annotated[str, _check(_SUBNET_ID, "a subnet id such as subnet-0123456789abcdef0")]
-TagValue = Annotated[str, AfterValidator(_tag_value)]
-
 
 class Model(BaseModel):
     # strict: YAML's `8.0` (a float) or `off` (a bool) must not quietly become a string.
@@ -190,7 +91,7 @@ class Model(BaseModel):
 
 
 class ExistingVpc(Model):
-    vpc_id: Annotated[str, _check(_VPC_ID, "a VPC id such as vpc-0123456789abcdef0")]
+    vpc_id: Annotated[str, check(VPC_ID, "a VPC id such as vpc-0123456789abcdef0")]
     public_subnet_ids: list[SubnetId]
     app_subnet_ids: list[SubnetId]
     data_subnet_ids: list[SubnetId]
@@ -198,10 +99,10 @@ class ExistingVpc(Model):
 
 class NetworkConfig(Model):
     # For a new VPC only (default DEFAULT_VPC_CIDR); an existing VPC brings its own range.
-    vpc_cidr: Annotated[str, AfterValidator(_vpc_cidr)] | None = None
+    vpc_cidr: Annotated[str, AfterValidator(valid_vpc_cidr)] | None = None
     existing_vpc: ExistingVpc | None = None
     # One NAT gateway per AZ keeps egress (JDK/pack download, AWS APIs) alive when an AZ fails.
-    nat_gateways: Literal["per_az", "single"] = "per_az"
+    nat_gateways: NatGateways = "per_az"
     flow_logs: bool = True
 
     @model_validator(mode="after")
@@ -236,10 +137,10 @@ class AmiConfig(Model):
     line to write. `floating: true` instead resolves `ssm_parameter` at every plan, so every image AWS
     publishes makes a new launch template version on the next apply, whatever that apply was for."""
 
-    id: Annotated[str, _check(_AMI_ID, "an AMI id such as ami-0123456789abcdef0")] | None = None
+    id: Annotated[str, check(AMI_ID, "an AMI id such as ami-0123456789abcdef0")] | None = None
     floating: bool = False
     # Where newer images are published (Amazon Linux 2023's public parameter by default).
-    ssm_parameter: Annotated[str, _check(_PARAMETER_NAME, "an SSM parameter name starting with /")] = (
+    ssm_parameter: Annotated[str, check(PARAMETER_NAME, "an SSM parameter name starting with /")] = (
         DEFAULT_AMI_PARAMETER)
 
     @model_validator(mode="after")
@@ -258,7 +159,7 @@ AMI_UNPINNED = ("required: pin the node image (`obiam ami latest --env <env>` pr
 class ClusteringConfig(Model):
     # wka: each node lists the running cluster members through the EC2 API (IMDSv2) when
     # WSO2 starts. aws: Hazelcast's own AWS discovery, which in OB 3.0's kernel needs IMDSv1.
-    membership_scheme: Literal["wka", "aws"] = "wka"
+    membership_scheme: MembershipScheme = "wka"
     # WSO2's AWS clustering examples use 5701 (Hazelcast's range 5701-5800).
     local_member_port: Annotated[int, Field(ge=1024, le=65535)] = 5701
 
@@ -267,7 +168,7 @@ class ApiManagerConfig(Model):
     """The OB API Manager this Key Manager serves: the accelerator's token-revocation notifier and
     its consent, DCR and portal links point at it (financial-open-banking 3.0.0 ob-is toml)."""
 
-    hostname: Annotated[str, _check(_HOSTNAME, "a lower-case DNS name such as apim.bank.example.com")]
+    hostname: Annotated[str, check(HOSTNAME, "a lower-case DNS name such as apim.bank.example.com")]
     # API Manager 4.0's defaults: management (internal data service) and gateway HTTPS ports.
     management_port: Annotated[int, Field(ge=1, le=65535)] = 9443
     gateway_port: Annotated[int, Field(ge=1, le=65535)] = 8243
@@ -275,10 +176,10 @@ class ApiManagerConfig(Model):
 
 class ProductConfig(Model):
     version: Literal[tuple(PRODUCT_JDKS)] = "3.0.0"  # type: ignore[valid-type]
-    pack_s3_uri: Annotated[str, _s3_uri("s3://<bucket>/<key>, the WSO2 OB IAM pack (.zip)")]
+    pack_s3_uri: Annotated[str, s3_uri("s3://<bucket>/<key>, the WSO2 OB IAM pack (.zip)")]
     # The pack, pinned: preflight checks the S3 object against it and every node refuses a pack with
     # another hash before unpacking it. `obiam pack build` and `obiam pack upload` print it.
-    pack_sha256: Annotated[str, _check(_SHA256, "the pack's SHA-256 as 64 lower-case hex digits, as "
+    pack_sha256: Annotated[str, check(SHA256, "the pack's SHA-256 as 64 lower-case hex digits, as "
                                        "`obiam pack build` prints it")]
     # OB IAM packs ship with `[server] offset = 3`, so the HTTPS servlet port is 9443 + 3.
     port_offset: Annotated[int, Field(ge=0, le=1000)] = 3
@@ -298,7 +199,7 @@ class ProductConfig(Model):
 
 
 class ScalingConfig(Model):
-    metric: Literal["cpu", "requests_per_target"] = "cpu"
+    metric: ScalingMetric = "cpu"
     target_value: Annotated[int, Field(ge=1, le=100_000)] = 60
 
 
@@ -316,7 +217,7 @@ class NodesConfig(Model):
     instance_refresh_min_healthy_percentage: Annotated[int, Field(ge=50, le=100)] = 100
     scaling: ScalingConfig = ScalingConfig()
     # IMDSv2 only: a server-side request forgery cannot read the instance role's credentials.
-    metadata_http_tokens: Literal["required", "optional"] = "required"
+    metadata_http_tokens: MetadataHttpTokens = "required"
 
     @model_validator(mode="after")
     def _sized_for_wso2(self) -> NodesConfig:
@@ -362,13 +263,13 @@ def _jdk_problems(jdk: str) -> list[Violation]:
     if jdk in KNOWN_BAD_JDKS or jdk in ("8u151", "1.8.0-151"):
         return [(("jdk",), jdk, "WSO2's deployment guide names a known issue with JDK 1.8.0_151; "
                                "use another update, e.g. 1.8.0_402, or just 8 for the newest")]
-    if not _JDK.match(jdk):
+    if not JDK.match(jdk):
         return [(("jdk",), jdk, "allowed: a JDK major (8, 11, 17) or a full version such as 1.8.0_402 or 11.0.25")]
     return []
 
 
 def jdk_major(jdk: str) -> int:
-    match = _JDK.match(jdk)
+    match = JDK.match(jdk)
     if match is None:
         raise ValueError(f"not a JDK version: {jdk!r}")
     return 8 if match["major"] in ("1.8", "8") else int(match["major"])
@@ -376,7 +277,7 @@ def jdk_major(jdk: str) -> int:
 
 class StickinessConfig(Model):
     # WSO2's load balancer examples stick on the application's JSESSIONID (NGINX `sticky learn`).
-    type: Literal["app_cookie", "lb_cookie"] = "app_cookie"
+    type: StickinessType = "app_cookie"
     cookie_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,128}$")] = "JSESSIONID"
     cookie_duration: Annotated[int, Field(ge=1, le=604800)] = 86400
 
@@ -385,7 +286,7 @@ class MutualTlsConfig(Model):
     # passthrough: the ALB forwards the client certificate chain in X-Amzn-Mtls-Clientcert, URL-
     # encoded with `+`, `=` and `/` left as they are. WSO2 OB 3.0 cannot read that header (see
     # _passthrough_is_unreadable), so it is refused until the toolkit offers TLS passthrough to WSO2.
-    mode: Literal["off", "passthrough"] = "off"
+    mode: MutualAuthenticationMode = "off"
 
     @model_validator(mode="after")
     def _passthrough_is_unreadable(self) -> MutualTlsConfig:
@@ -400,13 +301,13 @@ class MutualTlsConfig(Model):
 
 
 class LoadBalancerConfig(Model):
-    hostname: Annotated[str, _check(_HOSTNAME, "a lower-case DNS name such as iam.bank.example.com")]
-    certificate_arn: Annotated[str, _check(_ACM_ARN, "an ACM certificate ARN, "
+    hostname: Annotated[str, check(HOSTNAME, "a lower-case DNS name such as iam.bank.example.com")]
+    certificate_arn: Annotated[str, check(ACM_ARN, "an ACM certificate ARN, "
                                            "arn:aws:acm:<region>:<account>:certificate/<uuid>")]
     # A Route 53 hosted zone for `hostname`: the stack then owns the alias record to the load balancer
     # (and a destroy removes it). Unset: point the name at the `alb_dns_name` output yourself.
-    hosted_zone_id: Annotated[str, _check(_HOSTED_ZONE_ID, "a Route 53 hosted zone id such as "
-                                          "Z0123456789ABCDEFGHIJ")] | None = None
+    hosted_zone_id: Annotated[str, check(HOSTED_ZONE_ID, "a Route 53 hosted zone id such as "
+                                         "Z0123456789ABCDEFGHIJ")] | None = None
     internal: bool = False
     ssl_policy: Literal[FAPI_SSL_POLICIES] = FAPI_SSL_POLICIES[0]  # type: ignore[valid-type]
     ingress_cidrs: Annotated[list[Cidr], Field(min_length=1)] = ["0.0.0.0/0"]
@@ -423,35 +324,34 @@ class LoadBalancerConfig(Model):
     # count: every rule only counts (metrics and WAF logs show what it would block), to find false
     # positives on OAuth/FAPI traffic (JWT request objects, client assertions) before blocking.
     # Production blocks.
-    waf_mode: Literal["block", "count"] = "block"
+    waf_mode: WafMode = "block"
 
 
 class DatabaseConfig(Model):
     engine: Literal[tuple(database_engines.ENGINES)] = "mysql"  # type: ignore[valid-type]
     engine_version: str | None = None
-    instance_class: Annotated[str, _check(_DB_CLASS, "an RDS class such as db.m6i.large")] = "db.m6i.large"
+    instance_class: Annotated[str, check(DB_CLASS, "an RDS class such as db.m6i.large")] = "db.m6i.large"
     allocated_storage: Annotated[int, Field(ge=20, le=65536)] = 100
     max_allocated_storage: Annotated[int, Field(ge=20, le=65536)] = 500
     backup_retention_period: Annotated[int, Field(ge=1, le=35)] = 14
     performance_insights: bool = True
     monitoring_interval: Literal[0, 1, 5, 10, 15, 30, 60] = 60
     # IS 5.11 ships the H2 driver only: every engine's JDBC driver jar comes from S3.
-    jdbc_driver_s3_uri: Annotated[str, _s3_uri("s3://<bucket>/<key>.jar")] | None = None
+    jdbc_driver_s3_uri: Annotated[str, s3_uri("s3://<bucket>/<key>.jar")] | None = None
     # MySQL and PostgreSQL only: what RDS does when the major leaves standard support. Extended
     # Support keeps the version (billed per vCPU-hour); disabled means RDS upgrades the major itself.
     # Set at create only. Production states it; a major already past standard support needs extended.
-    engine_lifecycle_support: Literal[database_engines.EXTENDED_SUPPORT,  # type: ignore[valid-type]
-                                      database_engines.EXTENDED_SUPPORT_DISABLED] | None = None
+    engine_lifecycle_support: EngineLifecycleSupport | None = None
     # A restored database keeps the key of what it was restored from (RDS restores take no KmsKeyId):
     # name that key here so the stack adopts the instance (`terraform import`) instead of replacing it.
-    restored_kms_key_arn: Annotated[str, _check(_KMS_KEY_ARN, "a KMS key ARN such as arn:aws:kms:eu-west-2:"
-                                                "111111111111:key/<uuid>")] | None = None
+    restored_kms_key_arn: Annotated[str, check(KMS_KEY_ARN, "a KMS key ARN such as arn:aws:kms:eu-west-2:"
+                                               "111111111111:key/<uuid>")] | None = None
 
     @model_validator(mode="after")
     def _version_and_storage(self) -> DatabaseConfig:
         problems: list[Violation] = []
         engine = database_engines.ENGINES[self.engine]
-        if self.engine_version is not None and database_engines.major_of(engine, self.engine_version) is None:
+        if self.engine_version is not None and engine.major_of(self.engine_version) is None:
             problems.append((("engine_version",), self.engine_version,
                              f"allowed for {self.engine}: {', '.join(engine.versions)}, or a full RDS version of "
                              f"one such as {engine.example}"))
@@ -474,7 +374,7 @@ class DatabaseConfig(Model):
         if not engine.lifecycle_choice_applies:
             return [] if choice is None else [(("engine_lifecycle_support",), choice,
                                                "applies to RDS for MySQL and PostgreSQL only; remove it")]
-        major = database_engines.major_of(engine, self.version)
+        major = engine.major_of(self.version)
         ends = engine.standard_support_ends.get(major or "")
         if ends is None or ends > database_engines.today() or choice == database_engines.EXTENDED_SUPPORT:
             return []
@@ -494,12 +394,12 @@ class DatabaseConfig(Model):
 
 
 class DirectoryConfig(Model):
-    type: Literal["MicrosoftAD", "SimpleAD"] = "MicrosoftAD"
-    edition: Literal["Standard", "Enterprise"] | None = None
-    size: Literal["Small", "Large"] | None = None
-    name: Annotated[str, _check(_DOMAIN, "a fully qualified domain name such as corp.obiam.internal")] = (
+    type: DirectoryType = "MicrosoftAD"
+    edition: DirectoryEdition | None = None
+    size: DirectorySize | None = None
+    name: Annotated[str, check(DOMAIN, "a fully qualified domain name such as corp.obiam.internal")] = (
         "corp.obiam.internal")
-    short_name: Annotated[str, _check(_NETBIOS, "a NetBIOS name of 1-15 letters, digits and -")] | None = None
+    short_name: Annotated[str, check(NETBIOS, "a NetBIOS name of 1-15 letters, digits and -")] | None = None
     # LDAPS (636) would make the WSO2 user store read-write (AD takes password writes only over an
     # encrypted connection). It needs server-side LDAPS in Managed Microsoft AD (a certificate
     # authority in the domain), that CA in WSO2's client-truststore.jks and the directory's DNS name
@@ -528,11 +428,11 @@ class DirectoryConfig(Model):
         return self.short_name or self.name.split(".")[0].upper()[:15]
 
     @property
-    def effective_edition(self) -> str | None:
+    def effective_edition(self) -> DirectoryEdition | None:
         return (self.edition or "Standard") if self.type == "MicrosoftAD" else None
 
     @property
-    def effective_size(self) -> str:
+    def effective_size(self) -> DirectorySize:
         return self.size or "Small"
 
 
@@ -557,12 +457,12 @@ class TagsConfig(Model):
 
 
 class RemoteStateConfig(Model):
-    bucket: Annotated[str, AfterValidator(_bucket)]
-    key_prefix: Annotated[str, _check(_KEY_PREFIX, "an S3 key prefix without spaces")] = "wso2-ob-iam"
+    bucket: Annotated[str, AfterValidator(valid_bucket)]
+    key_prefix: Annotated[str, check(KEY_PREFIX, "an S3 key prefix without spaces")] = "wso2-ob-iam"
     region: Region | None = None
     # S3-native locking (Terraform >= 1.10, OpenTofu >= 1.10) needs no DynamoDB table.
-    lock: Literal["s3_lockfile", "dynamodb"] = "s3_lockfile"
-    dynamodb_table: Annotated[str, _check(_DYNAMODB_TABLE, "a DynamoDB table name")] | None = None
+    lock: StateLock = "s3_lockfile"
+    dynamodb_table: Annotated[str, check(DYNAMODB_TABLE, "a DynamoDB table name")] | None = None
     kms_key_id: Annotated[str, Field(pattern=r"^(arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/|alias/)"
                                               r"[A-Za-z0-9/_-]+$")] | None = None
 
@@ -622,13 +522,13 @@ class BackupConfig(Model):
     # A vault in another account (account compromise). Cross-account copies need AWS Organizations with
     # cross-account backup turned on in the management account, and that vault's access policy allowing
     # backup:CopyIntoBackupVault from this account (README, "Backups and disaster recovery").
-    copy_account_vault_arn: Annotated[str, _check(_BACKUP_VAULT_ARN, "a backup vault ARN, arn:aws:backup:"
+    copy_account_vault_arn: Annotated[str, check(_BACKUP_VAULT_ARN, "a backup vault ARN, arn:aws:backup:"
                                                    "<region>:<account>:backup-vault:<name>")] | None = None
     # Vault Lock on both vaults. governance: recovery points cannot be deleted early nor their retention
     # cut, but a principal with backup:DeleteBackupVaultLockConfiguration can remove the lock. compliance:
     # after lock_changeable_for_days nobody (not the root user, not AWS) can remove the lock, delete the
     # vault or a recovery point before its retention ends; it is irreversible, so it is never a default.
-    lock: Literal["none", "governance", "compliance"] = "governance"
+    lock: BackupLock = "governance"
     lock_changeable_for_days: Annotated[int, Field(ge=MIN_LOCK_GRACE_DAYS, le=36500)] | None = None
 
     @model_validator(mode="after")
@@ -669,10 +569,10 @@ class EphemeralConfig(Model):
     max_lifetime_hours: Annotated[int, Field(ge=1, le=24 * 90)] = 24 * 14
     # Each branch environment answers at <its name>.<domain> (load_balancer.hosted_zone_id holds the
     # zone; load_balancer.certificate_arn must cover *.<domain>). Unset: all share the template's hostname.
-    domain: Annotated[str, _check(_HOSTNAME, "a lower-case DNS name such as eph.dev.bank.example.com")] | None = None
+    domain: Annotated[str, check(HOSTNAME, "a lower-case DNS name such as eph.dev.bank.example.com")] | None = None
     # Each branch environment gets its own /20 of this range (by a hash of the branch), so no two share
     # a CIDR by design; `obiam preflight --branch` refuses one that collides with a live branch's VPC.
-    vpc_cidr_pool: Annotated[str, AfterValidator(_vpc_cidr_pool)] | None = None
+    vpc_cidr_pool: Annotated[str, AfterValidator(valid_vpc_cidr_pool)] | None = None
 
     @model_validator(mode="after")
     def _lifetime_covers_one_ttl(self) -> EphemeralConfig:
@@ -688,16 +588,16 @@ class AccountConfig(Model):
     credential mix-up stops at the first API call instead of planning prod into staging."""
 
     # Quoted in YAML: an unquoted id with a leading zero would be read as a number.
-    id: Annotated[str, _check(_ACCOUNT_ID, "a 12-digit AWS account id, quoted, such as '111111111111'")]
+    id: Annotated[str, check(ACCOUNT_ID, "a 12-digit AWS account id, quoted, such as '111111111111'")]
     # A role in that account for Terraform to assume (the provider's assume_role), e.g. when people
     # deploy from a tooling account. Unset (the examples): the caller's credentials are used as they
     # are, which is how CI works: its OIDC step already assumes the plan or deploy role of the stage.
-    assume_role_arn: Annotated[str, _check(_ROLE_ARN, "an IAM role ARN such as "
+    assume_role_arn: Annotated[str, check(ROLE_ARN, "an IAM role ARN such as "
                                            "arn:aws:iam::111111111111:role/obiam-deploy")] | None = None
 
     @model_validator(mode="after")
     def _role_in_account(self) -> AccountConfig:
-        role = _ROLE_ARN.match(self.assume_role_arn or "")
+        role = ROLE_ARN.match(self.assume_role_arn or "")
         if role and role["account"] != self.id:
             raise RuleViolations([(("assume_role_arn",), self.assume_role_arn,
                                    f"allowed: a role in the environment's own account {self.id}")])
@@ -738,7 +638,7 @@ class EnvironmentConfig(Model):
         if self.nodes.ami is None:
             problems.append((("nodes", "ami", "id"), None, AMI_UNPINNED))
         jdk = self.nodes.jdk
-        if jdk is not None and _JDK.match(jdk):
+        if jdk is not None and JDK.match(jdk):
             supported = PRODUCT_JDKS[self.product.version]
             if jdk_major(jdk) not in supported:
                 problems.append((("nodes", "jdk"), jdk,
@@ -771,7 +671,7 @@ class EnvironmentConfig(Model):
 
     def _placement_problems(self) -> list[Violation]:
         problems: list[Violation] = []
-        certificate = _ACM_ARN.match(self.load_balancer.certificate_arn)
+        certificate = ACM_ARN.match(self.load_balancer.certificate_arn)
         if certificate and certificate["region"] != self.region:
             problems.append((("load_balancer", "certificate_arn"), self.load_balancer.certificate_arn,
                              f"an ALB can only use an ACM certificate from its own region ({self.region})"))
@@ -817,36 +717,13 @@ class EnvironmentConfig(Model):
         return problems
 
     def _production_problems(self) -> list[Violation]:
-        problems: list[Violation] = []
-        problems.extend(self._production_choices())
-        if self.nodes.min_size < 2:
-            problems.append((("nodes", "min_size"), self.nodes.min_size,
-                             "production needs at least 2 nodes (WSO2's HA pattern scales from 2 to N)"))
-        for field, value in self.data_protection:
-            if value is not True:
-                problems.append((("data_protection", field), value, "must stay true in production"))
-        # What lower tiers may switch off to save money, production keeps (and checkov checks).
-        required_on: dict[tuple[str, ...], object] = {
-            ("load_balancer", "waf"): self.load_balancer.waf,
-            ("load_balancer", "access_logs"): self.load_balancer.access_logs,
-            ("network", "flow_logs"): self.network.flow_logs,
-            ("database", "performance_insights"): self.database.performance_insights,
-        }
-        for path, value in required_on.items():
-            if value is not True:
-                problems.append((path, value, "must stay true in production"))
-        if self.database.monitoring_interval == 0:
-            problems.append((("database", "monitoring_interval"), 0,
-                             "production keeps RDS enhanced monitoring on (1-60 seconds)"))
-        if self.observability.log_retention_days < 365:
-            problems.append((("observability", "log_retention_days"), self.observability.log_retention_days,
-                             "production keeps logs for at least a year (365 or more)"))
-        if self.nodes.metadata_http_tokens != "required":
-            problems.append((("nodes", "metadata_http_tokens"), self.nodes.metadata_http_tokens,
-                             "production nodes require IMDSv2 (SSRF protection for the instance role)"))
-        if self.database.backup_retention_period < 7:
-            problems.append((("database", "backup_retention_period"), self.database.backup_retention_period,
-                             "production keeps at least 7 days of backups"))
+        problems = self._production_choices()
+        for requirement in tier_policy.PRODUCTION:
+            value: Any = self
+            for part in requirement.path:
+                value = getattr(value, part)
+            if not requirement.allowed(value):
+                problems.append((requirement.path, value, requirement.reason))
         return problems
 
     def _production_choices(self) -> list[Violation]:
@@ -863,10 +740,10 @@ class EnvironmentConfig(Model):
         if engine.lifecycle_choice_applies and self.database.engine_lifecycle_support is None:
             problems.append((("database", "engine_lifecycle_support"), None,
                              f"production states what RDS does when {self.database.engine} "
-                             f"{database_engines.major_of(engine, self.database.version)} leaves standard support: "
+                             f"{engine.major_of(self.database.version)} leaves standard support: "
                              f"{database_engines.EXTENDED_SUPPORT} (keep it, paid) or "
                              f"{database_engines.EXTENDED_SUPPORT_DISABLED} (RDS upgrades the major itself)"))
-        if database_engines.major_of(engine, self.database.version) not in (None, engine.default_version):
+        if engine.major_of(self.database.version) not in (None, engine.default_version):
             problems.append((("database", "engine_version"), self.database.engine_version,
                              f"production runs the {self.database.engine} major WSO2 tested OB "
                              f"{self.product.version} on ({engine.default_version}; docs-open-banking 3.0.0 "

@@ -18,8 +18,9 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from obiam import safe_yaml
-from obiam.config import EnvironmentConfig, RuleViolations
+from obiam import naming, safe_yaml
+from obiam.config import EnvironmentConfig
+from obiam.config_values import RuleViolations
 from obiam.safe_yaml import dotted, show
 
 EPHEMERAL_TEMPLATE = "ephemeral"
@@ -47,6 +48,13 @@ class Environment:
     # Set only for per-branch environments made from the ephemeral template.
     branch: str | None = None
     expires_at: str | None = None
+
+    @property
+    def default_tags(self) -> dict[str, str]:
+        """Tags the AWS provider puts on every resource of the environment."""
+        tags = self.config.tags
+        return naming.default_tags(environment=self.name, owner=tags.owner, cost_center=tags.cost_center,
+                                   extra=tags.extra, branch=self.branch, expires_at=self.expires_at)
 
 
 def read_yaml(path: Path, source: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
-from obiam.config import BRANCH_VPC_PREFIX
+from obiam.config_values import BRANCH_VPC_PREFIX
 from obiam.environments import ConfigError, Environment, parse_environment
 from obiam.naming import TAG_VALUE_ALLOWED, tag_value_problem
 from obiam.safe_yaml import show

@@ -7,11 +7,8 @@ both sides call these functions instead of spelling names twice.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from obiam.environments import Environment
 
 PROJECT = "wso2-ob-iam"
 MANAGED_BY = "cdktf"
@@ -144,6 +141,19 @@ class Names:
         return f"/aws/directoryservice/{self.prefix}"
 
     @property
+    def directory_log_policy(self) -> str:
+        # The CloudWatch Logs resource policy that lets Directory Service write to that group.
+        return f"{self.prefix}-directory-logs"
+
+    def key_alias(self, concern: str) -> str:
+        """The KMS alias (without `alias/`) of the key for one concern: data, logs, ebs."""
+        return f"{self.prefix}-{concern}"
+
+    def access_log_bucket(self, account_id: str) -> str:
+        # S3 bucket names are global: the account id keeps two accounts' environments of one name apart.
+        return f"{self.prefix}-alb-logs-{account_id}"
+
+    @property
     def waf_log_group(self) -> str:
         # WAF delivers logs only to groups whose name starts with aws-waf-logs-.
         return f"aws-waf-logs-{self.prefix}"
@@ -165,20 +175,20 @@ class Names:
         return f"{key_prefix}/{self.environment}/terraform.tfstate"
 
 
-def default_tags(environment: Environment) -> dict[str, str]:
-    """Tags the AWS provider puts on every resource of the environment."""
-    config = environment.config
+def default_tags(*, environment: str, owner: str, cost_center: str, extra: Mapping[str, str],
+                 branch: str | None = None, expires_at: str | None = None) -> dict[str, str]:
+    """Tags the AWS provider puts on every resource of the environment (`Environment.default_tags`)."""
     tags = {
         "Project": PROJECT,
-        "Environment": environment.name,
-        "Owner": config.tags.owner,
-        "CostCenter": config.tags.cost_center,
+        "Environment": environment,
+        "Owner": owner,
+        "CostCenter": cost_center,
         "ManagedBy": MANAGED_BY,
     }
-    if environment.branch is not None:
+    if branch is not None:
         tags[EPHEMERAL_TAG_KEY] = "true"
-        tags[BRANCH_TAG_KEY] = environment.branch
-    if environment.expires_at is not None:
-        tags[EXPIRES_AT_TAG_KEY] = environment.expires_at
+        tags[BRANCH_TAG_KEY] = branch
+    if expires_at is not None:
+        tags[EXPIRES_AT_TAG_KEY] = expires_at
     # Extra tags may add to the set but never rename what tools look resources up by.
-    return {**config.tags.extra, **tags}
+    return {**extra, **tags}

@@ -2,7 +2,7 @@
 
 One place for the facts the bootstrap templates and the stack both need: the
 runtime artifact directories to share, the databases and the deployment.toml
-section each maps to, the JDBC URL per engine, and the clustering properties.
+section each maps to, and the clustering properties (the JDBC URL per engine is obiam/database_engines.py's).
 
 Sources: WSO2 OB IAM HA deployment guide (shared/reference), wso2/docs-open-banking 3.0.0
 (install-and-setup/prerequisites, setting-up-databases, setting-up-servers),
@@ -35,6 +35,16 @@ CARBON_PORTS = {HTTPS_SERVLET_PORT: "HTTPS servlet port", 9763: "HTTP servlet po
 # The OB accelerator's deployment.toml for IS 5.11, where the pack carries it (the accelerator zip's
 # repository/resources/; its configure.sh copies it over repository/conf/deployment.toml).
 ACCELERATOR_DEPLOYMENT_TOML = "repository/resources/wso2is-5.11.0-deployment.toml"
+# WSO2 Open Banking IAM product versions the toolkit supports and the JDK majors each runs
+# on. OB 3.0 on IS 5.11 runs on JDK 11 only: OB's prerequisites keep JDK 17 for IS 6.0 with
+# API Manager 4.2, and IS 5.11 GA's wso2server.sh (kernel 4.6.1) knows JDKs up to 11. OB 2.0
+# (Key Manager, JDK 8) is not supported: its datasource mapping is not in this module.
+PRODUCT_JDKS: dict[str, tuple[int, ...]] = {"3.0.0": (11,)}
+DEFAULT_JDK = {"3.0.0": "11"}
+
+# WSO2's deployment guide: "There's a known issue with JDK1.8.0_151".
+KNOWN_BAD_JDKS = ("1.8.0_151",)
+
 # The least-privileged database user WSO2 connects as; the RDS master user is for schema set-up only.
 APPLICATION_DB_USER = "obiam_wso2"
 
@@ -137,39 +147,6 @@ PRODUCTS: dict[str, Product] = {
         active_directory_user_store="active_directory_unique_id",
         hazelcast_aws_needs_imdsv1=True,
     ),
-}
-
-
-@dataclass(frozen=True)
-class Jdbc:
-    """How WSO2 talks to one RDS engine."""
-
-    dialect: str  # the dbscripts file name
-    driver: str
-    url: str  # with {host}, {port}, {database}; `&amp;` because WSO2 renders it into XML
-    validation_query: str
-    schema_tool: str | None  # the AL2023 client package the first-boot schema step uses
-
-
-# IS 5.11 ships H2 only (product-is v5.11.0 LICENSE.txt lists h2-1.4.199 and no other JDBC
-# driver), so every engine's driver comes from `database.jdbc_driver_s3_uri`. MySQL 8 needs
-# Connector/J 8.x, whose class is com.mysql.cj.jdbc.Driver.
-_SQLSERVER_URL = "jdbc:sqlserver://{host}:{port};databaseName={database};encrypt=true;trustServerCertificate=false"
-# Oracle: one schema (user) per WSO2 database in the RDS instance's ORCL service, as OB's guide
-# creates them; the API Manager and IS scripts would otherwise collide in one schema.
-_ORACLE_URL = "jdbc:oracle:thin:@//{host}:{port}/ORCL"
-JDBC: dict[str, Jdbc] = {
-    "mysql": Jdbc("mysql", "com.mysql.cj.jdbc.Driver",
-                  "jdbc:mysql://{host}:{port}/{database}?sslMode=VERIFY_IDENTITY&amp;autoReconnect=true",
-                  "SELECT 1", "mariadb105"),
-    "postgres": Jdbc("postgresql", "org.postgresql.Driver",
-                     "jdbc:postgresql://{host}:{port}/{database}?sslmode=verify-full"
-                     "&amp;sslrootcert=/opt/obiam/rds-ca-bundle.pem",
-                     "SELECT 1", "postgresql15"),
-    "sqlserver-se": Jdbc("mssql", "com.microsoft.sqlserver.jdbc.SQLServerDriver", _SQLSERVER_URL, "SELECT 1", None),
-    "sqlserver-ee": Jdbc("mssql", "com.microsoft.sqlserver.jdbc.SQLServerDriver", _SQLSERVER_URL, "SELECT 1", None),
-    "oracle-se2": Jdbc("oracle", "oracle.jdbc.OracleDriver", _ORACLE_URL, "SELECT 1 FROM DUAL", None),
-    "oracle-ee": Jdbc("oracle", "oracle.jdbc.OracleDriver", _ORACLE_URL, "SELECT 1 FROM DUAL", None),
 }
 
 

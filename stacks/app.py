@@ -104,7 +104,7 @@ def release_jsii_runtime() -> None:
     """
     from jsii._runtime import kernel
 
-    node = kernel.provider._process
+    node = kernel.provider._process  # type: ignore[attr-defined]  # ProcessProvider's, in jsii 1.142
     child = node._process
     if child.poll() is None:
         assert child.stdin is not None
@@ -120,7 +120,7 @@ def _first_paragraph(error: Exception) -> str:
 
 
 def summary_rows(environments: Sequence[Environment], outdir: Path) -> list[tuple[str, ...]]:
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for e in environments:
         c = e.config
         rows.append((

@@ -7,7 +7,7 @@ obiam/wso2.py, and the node's boot script in obiam/bootstrap.
 
 from __future__ import annotations
 
-from cdktf import S3Backend, TerraformOutput, TerraformStack, Token
+from cdktf import Aspects, S3Backend, TerraformOutput, TerraformStack, Token
 from cdktf_cdktf_provider_aws.data_aws_ssm_parameter import DataAwsSsmParameter
 from cdktf_cdktf_provider_aws.provider import (
     AwsProvider,
@@ -32,12 +32,12 @@ from ob_iam.log_groups import EncryptedLogGroups, EncryptedLogGroupsProps
 from ob_iam.network import INTERFACE_ENDPOINTS, ExistingVpcProps, Network, NetworkProps
 from ob_iam.node_group import NodeGroup, NodeGroupProps, autoscaling_service_role
 from ob_iam.node_secrets import NodeSecrets, NodeSecretsProps
+from ob_iam.protection import StatefulProtection
 from ob_iam.runtime_config import NodeRuntimeConfig, NodeRuntimeConfigProps
-from ob_iam.security import allow
 from ob_iam.web_application_firewall import WebApplicationFirewall, WebApplicationFirewallProps
 from obiam import bootstrap, database_engines, directory_service, lambda_package, wso2
 from obiam.environments import Environment
-from obiam.naming import CLUSTER_TAG_KEY, KEEP_UNTIL_TAG_KEY, Names, default_tags
+from obiam.naming import CLUSTER_TAG_KEY, KEEP_UNTIL_TAG_KEY, Names
 from stacks.assets import asset_file
 
 # Fully-qualified sources, so Terraform and OpenTofu resolve the same providers. The
@@ -57,6 +57,8 @@ class ObIamStack(TerraformStack):
         protection = config.data_protection
 
         self._providers()
+        # Every stateful resource, whichever construct makes it (constructs/ob_iam/protection.py).
+        Aspects.of(self).add(StatefulProtection(protection.prevent_destroy))
 
         account = account_context(self, config.region)
         retention = config.observability.log_retention_days
@@ -66,17 +68,15 @@ class ObIamStack(TerraformStack):
         backup_config = config.backup
         copy_account = backup_config.copy_account_vault_arn
         data_key = EncryptionKey(self, "data-key", account, EncryptionKeyProps(
-            alias=f"{names.prefix}-data", description=f"{names.prefix}: database, artifact file system, secrets",
-            prevent_destroy=protection.prevent_destroy,
+            alias=names.key_alias("data"), description=f"{names.prefix}: database, artifact file system, secrets",
             # RDS snapshots keep this key, so a copy to another account needs that account to use it.
             shared_with_accounts=(copy_account.split(":")[4],) if backup_config.enabled and copy_account else ()))
         logs_key = EncryptionKey(self, "logs-key", account, EncryptionKeyProps(
-            alias=f"{names.prefix}-logs", description=f"{names.prefix}: CloudWatch log groups and alarm notifications",
-            allow_cloudwatch_logs=True, allow_services=("cloudwatch.amazonaws.com",),
-            prevent_destroy=protection.prevent_destroy))
+            alias=names.key_alias("logs"), description=f"{names.prefix}: CloudWatch log groups and alarm notifications",
+            allow_cloudwatch_logs=True, allow_services=("cloudwatch.amazonaws.com",)))
         ebs_key = EncryptionKey(self, "ebs-key", account, EncryptionKeyProps(
-            alias=f"{names.prefix}-ebs", description=f"{names.prefix}: node root volumes",
-            service_role_arns=(asg_service_role.arn,), prevent_destroy=protection.prevent_destroy))
+            alias=names.key_alias("ebs"), description=f"{names.prefix}: node root volumes",
+            service_role_arns=(asg_service_role.arn,)))
 
         existing = config.network.existing_vpc
         network = Network(self, "network", account, NetworkProps(
@@ -96,8 +96,8 @@ class ObIamStack(TerraformStack):
         log_bucket = None
         if lb_config.access_logs:
             log_bucket = AccessLogBucket(self, "alb-logs", account, AccessLogBucketProps(
-                bucket_name=f"{names.prefix}-alb-logs-{account.account_id}", retention_days=retention,
-                prevent_destroy=protection.prevent_destroy, force_destroy=not protection.prevent_destroy))
+                bucket_name=names.access_log_bucket(account.account_id), retention_days=retention,
+                force_destroy=not protection.prevent_destroy))
         load_balancer = LoadBalancer(self, "load-balancer", LoadBalancerProps(
             name=names.load_balancer, target_group_name=names.target_group,
             security_group_name=names.alb_security_group, vpc_id=network.vpc_id,
@@ -126,14 +126,12 @@ class ObIamStack(TerraformStack):
         artifacts = ArtifactFileSystem(self, "artifacts", ArtifactFileSystemProps(
             name=names.artifact_file_system, vpc_id=network.vpc_id, subnet_ids=network.data_subnet_ids,
             kms_key_arn=data_key.arn, directories=wso2.ARTIFACT_DIRECTORIES, posix_uid=wso2.WSO2_UID,
-            prevent_destroy=protection.prevent_destroy, automatic_backups=not backup_config.enabled))
+            automatic_backups=not backup_config.enabled))
 
         db_config = config.database
-        engine = database_engines.ENGINES[db_config.engine]
         database = Database(self, "database", account, DatabaseProps(
             identifier=names.db_instance, vpc_id=network.vpc_id, subnet_ids=network.data_subnet_ids,
-            engine=db_config.engine, engine_version=db_config.version,
-            engine_major=database_engines.major_of(engine, db_config.version) or engine.default_version,
+            engine=database_engines.ENGINES[db_config.engine], engine_version=db_config.version,
             instance_class=db_config.instance_class, allocated_storage=db_config.allocated_storage,
             max_allocated_storage=db_config.max_allocated_storage,
             backup_retention_period=db_config.backup_retention_period,
@@ -148,18 +146,17 @@ class ObIamStack(TerraformStack):
             self._backup(account, database, artifacts)
 
         dir_config = config.directory
-        settings = bootstrap.settings_for(environment)
+        accounts = wso2.directory_accounts(dir_config.type, dir_config.name)
         directory = Directory(self, "directory", DirectoryProps(
             name=dir_config.name, short_name=dir_config.netbios_name, type=dir_config.type,
             edition=dir_config.effective_edition,
             size=dir_config.effective_size if dir_config.type == "SimpleAD" else None,
             vpc_id=network.vpc_id, subnet_ids=network.data_subnet_ids, secret_name=names.directory_secret,
-            admin_username=settings.directory_admin_username, kms_key_arn=data_key.arn,
-            log_group_name=names.directory_log_group, log_policy_name=f"{names.prefix}-directory-logs",
+            admin_username=accounts.directory_admin, kms_key_arn=data_key.arn,
+            log_group_name=names.directory_log_group, log_policy_name=names.directory_log_policy,
             log_retention_days=retention, logs_kms_key_arn=logs_key.arn,
             prevent_destroy=protection.prevent_destroy))
 
-        accounts = wso2.directory_accounts(dir_config.type, dir_config.name)
         accounts_package = lambda_package.directory_accounts()
         directory_accounts = DirectoryAccounts(self, "directory-accounts", account, DirectoryAccountsProps(
             directory_id=directory.directory_id, directory_type=dir_config.type,
@@ -194,7 +191,7 @@ class ObIamStack(TerraformStack):
         assert ami is not None  # config requires it
         image_id = ami.id or DataAwsSsmParameter(self, "ami", name=ami.ssm_parameter).insecure_value
         instance_tags = {
-            **default_tags(environment),
+            **environment.default_tags,
             "Name": names.autoscaling_group,
             # Cluster members find each other by this tag (and the node security group).
             CLUSTER_TAG_KEY: names.cluster_tag_value,
@@ -210,23 +207,19 @@ class ObIamStack(TerraformStack):
             min_size=nodes_config.min_size, max_size=nodes_config.max_size,
             desired_capacity=nodes_config.desired_capacity, root_volume_size=nodes_config.root_volume_size,
             ebs_kms_key_arn=ebs_key.arn, service_linked_role_arn=asg_service_role.arn,
-            target_group_arns=[load_balancer.target_group_arn],
+            target_group_arns=[load_balancer.target_group_arn], service_port=config.product.https_port,
             cluster_port=config.product.clustering.local_member_port,
             health_check_grace_period=nodes_config.health_check_grace_period,
             scaling_metric=nodes_config.scaling.metric, scaling_target_value=nodes_config.scaling.target_value,
             scaling_resource_label=f"{load_balancer.arn_suffix}/{load_balancer.target_group_arn_suffix}",
             instance_tags=instance_tags, metadata_http_tokens=nodes_config.metadata_http_tokens,
-            boot_after=[directory_accounts.provisioned],
-            policy_statements=self._node_permissions(
-                partition=account.partition, region=config.region, artifacts=artifacts, runtime_arn=runtime.arn,
-                secret_arns=[database.secret_arn, *directory_accounts.secret_arns, *node_secrets.arns],
-                data_key_arn=data_key.arn,
-                log_group_arns=node_logs.arns),
+            boot_after=[directory_accounts.provisioned], partition=account.partition,
+            downloads=(config.product.pack_s3_uri, *filter(None, [db_config.jdbc_driver_s3_uri])),
+            metrics_namespace=bootstrap.METRICS_NAMESPACE,
         ))
-        artifacts.allow_client(nodes.role_arn)
-        nodes.boot_after(*artifacts.ready)
-
-        self._connections(load_balancer, nodes, artifacts, database, directory)
+        self._wire_nodes(nodes, load_balancer=load_balancer, runtime=runtime, database=database, directory=directory,
+                         directory_accounts=directory_accounts, node_secrets=node_secrets, data_key=data_key,
+                         artifacts=artifacts, node_logs=node_logs)
 
         Alarms(self, "alarms", AlarmsProps(
             name_prefix=names.prefix, kms_key_arn=logs_key.arn,
@@ -240,21 +233,27 @@ class ObIamStack(TerraformStack):
 
         self._outputs(load_balancer, database, artifacts, directory, nodes)
 
-    def _connections(self, load_balancer: LoadBalancer, nodes: NodeGroup, artifacts: ArtifactFileSystem,
-                     database: Database, directory: Directory) -> None:
-        config = self.environment.config
-        allow(self, "alb-to-nodes", source_security_group_id=load_balancer.security_group_id,
-              target_security_group_id=nodes.security_group_id, port=config.product.https_port,
-              description="ALB to the WSO2 HTTPS servlet port (requests and health checks)")
-        allow(self, "nodes-to-efs", source_security_group_id=nodes.security_group_id,
-              target_security_group_id=artifacts.security_group_id, port=2049,
-              description="NFS over TLS to the shared runtime artifacts")
-        allow(self, "nodes-to-db", source_security_group_id=nodes.security_group_id,
-              target_security_group_id=database.security_group_id, port=config.database.port,
-              description=f"{config.database.engine} from the WSO2 nodes")
-        allow(self, "nodes-to-directory", source_security_group_id=nodes.security_group_id,
-              target_security_group_id=directory.security_group_id, port=389,
-              description="LDAP user store", target_accepts=False)
+    @staticmethod
+    def _wire_nodes(nodes: NodeGroup, *, load_balancer: LoadBalancer, runtime: NodeRuntimeConfig, database: Database,
+                    directory: Directory, directory_accounts: DirectoryAccounts, node_secrets: NodeSecrets,
+                    data_key: EncryptionKey, artifacts: ArtifactFileSystem, node_logs: EncryptedLogGroups) -> None:
+        """What the nodes may do on what the other constructs own (each grant writes both sides), and whom
+        they reach, each on the port its target serves."""
+        runtime.grant_read(nodes.role)
+        database.grant_read_credentials(nodes.role)
+        directory_accounts.grant_read_credentials(nodes.role)
+        node_secrets.grant_read(nodes.role)
+        # The data key decrypts those secrets (and the runtime parameter) only when Secrets Manager or SSM
+        # asks on the node's behalf.
+        data_key.grant_decrypt_via(nodes.role, ("secretsmanager", "ssm"), sid="CredentialsKey")
+        artifacts.grant_mount(nodes.role)
+        node_logs.grant_write(nodes.role)
+        nodes.boot_after(*artifacts.ready)
+
+        nodes.connections.allow_from(load_balancer)
+        artifacts.connections.allow_from(nodes)
+        database.connections.allow_from(nodes)
+        directory.connections.allow_from(nodes)
 
     def _backup(self, account: AccountContext, database: Database, artifacts: ArtifactFileSystem) -> None:
         config = self.environment.config
@@ -276,33 +275,6 @@ class ObIamStack(TerraformStack):
             lock=lock(config.backup_lock_min_retention_days),
             copy_lock=lock(backup.effective_copy_retention_days),
             prevent_destroy=config.data_protection.prevent_destroy))
-
-    def _node_permissions(self, *, partition: str, region: str, artifacts: ArtifactFileSystem, runtime_arn: str,
-                          secret_arns: list[str], data_key_arn: str, log_group_arns: list[str]) -> list[dict]:
-        config = self.environment.config
-        objects = [config.product.pack_s3_uri] + ([config.database.jdbc_driver_s3_uri]
-                                                 if config.database.jdbc_driver_s3_uri else [])
-        return [
-            {"Sid": "ProductPack", "Effect": "Allow", "Action": "s3:GetObject",
-             "Resource": [f"arn:{partition}:s3:::{uri.removeprefix('s3://')}" for uri in objects]},
-            {"Sid": "RuntimeConfig", "Effect": "Allow", "Action": "ssm:GetParameter", "Resource": runtime_arn},
-            # Exactly the database's and the directory's secrets; the data key decrypts them (and the
-            # runtime parameter) only when Secrets Manager or SSM asks on the node's behalf.
-            {"Sid": "Credentials", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
-             "Resource": secret_arns},
-            {"Sid": "CredentialsKey", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": data_key_arn,
-             "Condition": {"StringEquals": {"kms:ViaService": [f"secretsmanager.{region}.amazonaws.com",
-                                                               f"ssm.{region}.amazonaws.com"]}}},
-            {"Sid": "ArtifactMounts", "Effect": "Allow",
-             "Action": ["elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"],
-             "Resource": artifacts.arn,
-             "Condition": {"StringEquals": {"elasticfilesystem:AccessPointArn": artifacts.access_point_arns}}},
-            {"Sid": "ShipLogs", "Effect": "Allow",
-             "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-             "Resource": [f"{arn}:*" for arn in log_group_arns]},
-            {"Sid": "NodeMetrics", "Effect": "Allow", "Action": "cloudwatch:PutMetricData", "Resource": "*",
-             "Condition": {"StringEquals": {"cloudwatch:namespace": bootstrap.METRICS_NAMESPACE}}},
-        ]
 
     def _outputs(self, load_balancer: LoadBalancer, database: Database, artifacts: ArtifactFileSystem,
                  directory: Directory, nodes: NodeGroup) -> None:
@@ -327,7 +299,7 @@ class ObIamStack(TerraformStack):
         AwsProvider(self, "aws", region=config.region, allowed_account_ids=[config.account.id],
                     assume_role=[AwsProviderAssumeRole(role_arn=role, session_name=f"obiam-{environment.name}")]
                     if role else None,
-                    default_tags=[AwsProviderDefaultTags(tags=default_tags(environment))],
+                    default_tags=[AwsProviderDefaultTags(tags=environment.default_tags)],
                     # `obiam keep` sets it outside Terraform; an apply must not take it away again.
                     ignore_tags=[AwsProviderIgnoreTags(keys=[KEEP_UNTIL_TAG_KEY])])
         RandomProvider(self, "random")

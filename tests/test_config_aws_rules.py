@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from configs import with_values
 
-from obiam.config import bucket_name_problem
+from obiam.config_values import bucket_name_problem
 from obiam.environments import ConfigError, parse_environment
 
 SOURCE = "environments/prod.yaml"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from cdktf import ITerraformDependable, TerraformResourceLifecycle
+from cdktf import ITerraformDependable
 from cdktf_cdktf_provider_aws.data_aws_elb_service_account import DataAwsElbServiceAccount
 from cdktf_cdktf_provider_aws.s3_bucket import S3Bucket
 from cdktf_cdktf_provider_aws.s3_bucket_lifecycle_configuration import (
@@ -42,7 +42,6 @@ LOG_PREFIX = "alb"
 class AccessLogBucketProps:
     bucket_name: str
     retention_days: int
-    prevent_destroy: bool = True
     # Lets `destroy` remove a bucket that still holds logs (ephemeral environments only).
     force_destroy: bool = False
 
@@ -50,8 +49,7 @@ class AccessLogBucketProps:
 class AccessLogBucket(Construct):
     def __init__(self, scope: Construct, id_: str, account: AccountContext, props: AccessLogBucketProps):
         super().__init__(scope, id_)
-        bucket = S3Bucket(self, "bucket", bucket=props.bucket_name, force_destroy=props.force_destroy,
-                          lifecycle=TerraformResourceLifecycle(prevent_destroy=props.prevent_destroy))
+        bucket = S3Bucket(self, "bucket", bucket=props.bucket_name, force_destroy=props.force_destroy)
         # One jsii round trip per attribute, however many resources use it.
         bucket_id, bucket_arn = bucket.id, bucket.arn
         self.bucket = bucket

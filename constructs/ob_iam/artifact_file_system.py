@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from cdktf import TerraformResource, TerraformResourceLifecycle
+from cdktf import TerraformResource
 from cdktf_cdktf_provider_aws.efs_access_point import (
     EfsAccessPoint,
     EfsAccessPointPosixUser,
@@ -19,6 +19,10 @@ from cdktf_cdktf_provider_aws.efs_mount_target import EfsMountTarget
 from cdktf_cdktf_provider_aws.security_group import SecurityGroup
 from constructs import Construct
 
+from ob_iam.security import Connections, Grantable, Port
+
+# NFS (EFS mounts it with TLS through the EFS mount helper's stunnel, still to port 2049).
+NFS = Port(2049, "NFS over TLS to the shared runtime artifacts")
 # Locks and markers the nodes coordinate through (first-boot seeding, schema creation).
 CONTROL_ACCESS_POINT = "control"
 
@@ -32,7 +36,6 @@ class ArtifactFileSystemProps:
     kms_key_arn: str
     directories: tuple[str, ...]
     posix_uid: int
-    prevent_destroy: bool = True
     # EFS's automatic backups (AWS's default plan, daily, 35 days, in the account's automatic-backup vault).
     # Off when the toolkit's own AWS Backup plan covers the file system: that vault is neither locked nor
     # copied to another region, so it would only double the cost.
@@ -40,14 +43,14 @@ class ArtifactFileSystemProps:
 
 
 class ArtifactFileSystem(Construct):
-    """Outputs: `file_system_id`, `arn`, `access_point_ids` (directory -> id), `security_group_id`."""
+    """Outputs: `connections` (NFS), `file_system_id`, `arn`, `access_point_ids` (directory -> id),
+    `security_group_id`, `ready` (what a client's first mount needs). Grants: `grant_mount(role)`."""
 
     def __init__(self, scope: Construct, id_: str, props: ArtifactFileSystemProps):
         super().__init__(scope, id_)
-        protect = TerraformResourceLifecycle(prevent_destroy=props.prevent_destroy)
         fs = EfsFileSystem(self, "fs", creation_token=props.name, encrypted=True, kms_key_id=props.kms_key_arn,
                            performance_mode="generalPurpose", throughput_mode="elastic",
-                           tags={"Name": props.name}, lifecycle=protect)
+                           tags={"Name": props.name})
         # One jsii round trip per attribute, however many resources use it.
         fs_id = self.file_system_id = fs.id
         self.arn = fs.arn
@@ -58,7 +61,8 @@ class ArtifactFileSystem(Construct):
                            description="NFS to the artifact file system, from the IAM nodes only",
                            tags={"Name": f"{props.name}-nfs"})
         sg_id = self.security_group_id = sg.id
-        # What a client needs before its first mount: a mount target in its AZ, then (allow_client)
+        self.connections = Connections(self, "efs", sg_id, NFS)
+        # What a client needs before its first mount: a mount target in its AZ, then (grant_mount)
         # the file system policy that lets it in.
         self.ready: list[TerraformResource] = [
             EfsMountTarget(self, f"mount-{i}", file_system_id=fs_id, subnet_id=subnet, security_groups=[sg_id])
@@ -78,11 +82,18 @@ class ArtifactFileSystem(Construct):
             self.access_point_ids[directory] = point.id
             self.access_point_arns.append(point.arn)
 
-    def allow_client(self, role_arn: str) -> None:
-        """Makes `role_arn` the only principal that may mount, and only over TLS.
+    def grant_mount(self, role: Grantable) -> None:
+        """Lets `role` mount and write through the access points, and makes it the only principal that may
+        mount, only over TLS: the identity statement on the role and the file system policy, together.
 
         A separate step because the node role is created after the file system it mounts.
         """
+        role.add_to_policy({
+            "Sid": "ArtifactMounts", "Effect": "Allow",
+            "Action": ["elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"],
+            "Resource": self.arn,
+            "Condition": {"StringEquals": {"elasticfilesystem:AccessPointArn": self.access_point_arns}}})
+        role_arn = role.arn
         policy = EfsFileSystemPolicy(self, "policy", file_system_id=self.file_system_id, policy=json.dumps({
             "Version": "2012-10-17",
             "Statement": [

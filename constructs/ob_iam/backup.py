@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from cdktf import TerraformResourceLifecycle
 from cdktf_cdktf_provider_aws.backup_plan import (
     BackupPlan,
     BackupPlanRule,
@@ -31,6 +30,7 @@ from constructs import Construct
 
 from ob_iam.account import AccountContext
 from ob_iam.encryption_key import EncryptionKey, EncryptionKeyProps
+from obiam.choices import VaultLockMode
 
 # AWS managed policies for AWS Backup's service role (AWS Backup Developer Guide, "Managed policies").
 SERVICE_ROLE_POLICIES = ("AWSBackupServiceRolePolicyForBackup", "AWSBackupServiceRolePolicyForRestores")
@@ -38,7 +38,7 @@ SERVICE_ROLE_POLICIES = ("AWSBackupServiceRolePolicyForBackup", "AWSBackupServic
 
 @dataclass(frozen=True)
 class VaultLockProps:
-    mode: str  # governance or compliance
+    mode: VaultLockMode
     min_retention_days: int
     # compliance only: days until the lock becomes immutable (>= 3, the 72-hour cooling-off period).
     changeable_for_days: int | None = None
@@ -77,7 +77,6 @@ class Backup(Construct):
 
     def __init__(self, scope: Construct, id_: str, account: AccountContext, props: BackupProps):
         super().__init__(scope, id_)
-        protect = TerraformResourceLifecycle(prevent_destroy=props.prevent_destroy)
         role = IamRole(self, "role", name=props.role_name, assume_role_policy=json.dumps({
             "Version": "2012-10-17",
             "Statement": [{"Effect": "Allow", "Principal": {"Service": "backup.amazonaws.com"},
@@ -88,13 +87,13 @@ class Backup(Construct):
         self.role_arn = role.arn
         shared = (props.copy_account_vault_arn.split(":")[4],) if props.copy_account_vault_arn else ()
         vault = self._vault("vault", account, props, region=None, lock=props.lock, shared_with_accounts=shared,
-                            protect=protect, role_arn=role.arn)
+                            role_arn=role.arn)
         self.vault_arn = vault.arn
         self.copy_vault_arn: str | None = None
         copies: list[str] = []
         if props.copy_region is not None:
             copy_vault = self._vault("copy-vault", account, props, region=props.copy_region,
-                                     lock=props.copy_lock, shared_with_accounts=shared, protect=protect,
+                                     lock=props.copy_lock, shared_with_accounts=shared,
                                      role_arn=role.arn)
             self.copy_vault_arn = copy_vault.arn
             copies.append(copy_vault.arn)
@@ -123,17 +122,16 @@ class Backup(Construct):
 
     def _vault(self, id_: str, account: AccountContext, props: BackupProps, *, region: str | None,
                lock: VaultLockProps | None, shared_with_accounts: tuple[str, ...],
-               protect: TerraformResourceLifecycle, role_arn: str) -> BackupVault:
+               role_arn: str) -> BackupVault:
         where = region or account.region
         key = EncryptionKey(self, f"{id_}-key", account, EncryptionKeyProps(
             alias=f"{props.vault_name}" if region is None else f"{props.vault_name}-copy",
             description=f"{props.name_prefix}: AWS Backup vault in {where}", region=region,
-            service_role_arns=(role_arn,), shared_with_accounts=shared_with_accounts,
-            prevent_destroy=props.prevent_destroy))
+            service_role_arns=(role_arn,), shared_with_accounts=shared_with_accounts))
         vault = BackupVault(self, id_, name=props.vault_name, kms_key_arn=key.arn, region=region,
                             # A protected vault is never emptied by Terraform; an unprotected one is, so a
                             # destroy of a development environment can finish.
-                            force_destroy=not props.prevent_destroy, lifecycle=protect)
+                            force_destroy=not props.prevent_destroy)
         if lock is not None:
             BackupVaultLockConfiguration(
                 self, f"{id_}-lock", backup_vault_name=vault.name, region=region,

@@ -16,47 +16,9 @@ from constructs import Construct
 
 from ob_iam.account import AccountContext
 from ob_iam.log_groups import EncryptedLogGroups, EncryptedLogGroupsProps
-
-
-@dataclass(frozen=True)
-class EngineSettings:
-    parameter_group_family: str
-    parameters: tuple[tuple[str, str, str], ...]  # name, value, apply method
-    log_exports: tuple[str, ...]
-    license_model: str | None
-    iam_authentication: bool
-
-
-def engine_settings(engine: str, major: str) -> EngineSettings:
-    """What each engine needs for WSO2: TLS enforced, WSO2's character set, useful log exports."""
-    if engine == "mysql":
-        return EngineSettings(
-            f"mysql{major}",
-            (
-                ("require_secure_transport", "1", "immediate"),
-                # WSO2 creates its MySQL databases and tables with latin1.
-                ("character_set_server", "latin1", "immediate"),
-                ("collation_server", "latin1_swedish_ci", "immediate"),
-                # WSO2's scripts create triggers; with binary logging on (backups) MySQL needs this.
-                ("log_bin_trust_function_creators", "1", "immediate"),
-                # OB 3.0 "Setting up databases": consent attributes are read with GROUP_CONCAT,
-                # which cuts at 1024 characters by default.
-                ("group_concat_max_len", "10000", "immediate"),
-                ("slow_query_log", "1", "immediate"),
-                ("long_query_time", "2", "immediate"),
-                # RDS User Guide, "Publishing MySQL logs to Amazon CloudWatch Logs": the slow query
-                # log reaches CloudWatch only when written to files.
-                ("log_output", "FILE", "immediate"),
-            ),
-            ("error", "slowquery"), None, True)
-    if engine == "postgres":
-        return EngineSettings(f"postgres{major}", (("rds.force_ssl", "1", "pending-reboot"),),
-                              ("postgresql", "upgrade"), None, True)
-    if engine.startswith("sqlserver"):
-        return EngineSettings(f"{engine}-{major[:4]}", (("rds.force_ssl", "1", "pending-reboot"),),
-                              ("error", "agent"), "license-included", False)
-    license_model = "license-included" if engine == "oracle-se2" else "bring-your-own-license"
-    return EngineSettings(f"{engine}-{major}", (), ("alert", "audit", "listener", "trace"), license_model, False)
+from ob_iam.security import Connections, Grantable, Port, secrets_read
+from obiam.choices import EngineLifecycleSupport
+from obiam.database_engines import DatabaseEngine
 
 
 @dataclass(frozen=True)
@@ -64,9 +26,9 @@ class DatabaseProps:
     identifier: str
     vpc_id: str
     subnet_ids: list[str]
-    engine: str
+    # Every RDS fact about the engine (family, parameters, log exports, license, port) comes from it.
+    engine: DatabaseEngine
     engine_version: str
-    engine_major: str
     instance_class: str
     allocated_storage: int
     max_allocated_storage: int
@@ -77,7 +39,7 @@ class DatabaseProps:
     logs_kms_key_arn: str
     log_retention_days: int
     # RDS for MySQL and PostgreSQL only (CreateDBInstance EngineLifecycleSupport); None: RDS's default.
-    engine_lifecycle_support: str | None = None
+    engine_lifecycle_support: EngineLifecycleSupport | None = None
     deletion_protection: bool = True
     final_snapshot: bool = True
     prevent_destroy: bool = True
@@ -85,23 +47,25 @@ class DatabaseProps:
 
 
 class Database(Construct):
-    """Outputs: `address`, `port`, `secret_arn` (Secrets Manager, managed by RDS), `security_group_id`."""
+    """Outputs: `connections` (the engine's port), `address`, `port`, `secret_arn` (Secrets Manager, managed by
+    RDS), `security_group_id`, `instance`. Grants: `grant_read_credentials(role)`."""
 
     def __init__(self, scope: Construct, id_: str, account: AccountContext, props: DatabaseProps):
         super().__init__(scope, id_)
-        settings = engine_settings(props.engine, props.engine_major)
+        engine = props.engine
         sg = SecurityGroup(self, "sg", name=f"{props.identifier}", vpc_id=props.vpc_id,
                            description="The WSO2 databases, from the IAM nodes only",
                            tags={"Name": props.identifier})
         self.security_group_id = sg.id
+        self.connections = Connections(self, "db", sg.id, Port(engine.port, f"{engine.name} from the WSO2 nodes"))
         subnets = DbSubnetGroup(self, "subnets", name=props.identifier, subnet_ids=props.subnet_ids,
                                 description="Data subnets, one per AZ")
         # A prefix, not a name: a new family (e.g. mysql8.0 -> mysql8.4) replaces the group, and with
         # create_before_destroy the new one must exist beside the old, which a fixed name forbids.
         parameters = DbParameterGroup(
-            self, "parameters", name_prefix=f"{props.identifier}-", family=settings.parameter_group_family,
+            self, "parameters", name_prefix=f"{props.identifier}-", family=engine.family(props.engine_version),
             description="WSO2 OB IAM settings",
-            parameter=[DbParameterGroupParameter(name=n, value=v, apply_method=m) for n, v, m in settings.parameters],
+            parameter=[DbParameterGroupParameter(name=n, value=v, apply_method=m) for n, v, m in engine.parameters],
             lifecycle=TerraformResourceLifecycle(create_before_destroy=True),
         )
         monitoring_role_arn = None
@@ -118,13 +82,13 @@ class Database(Construct):
         # never expiring (RDS User Guide, "Publishing ... logs to Amazon CloudWatch Logs"); created
         # first, they carry the logs key and the environment's retention.
         exports = EncryptedLogGroups(self, "logs", EncryptedLogGroupsProps(
-            group_names=tuple(f"/aws/rds/instance/{props.identifier}/{log}" for log in settings.log_exports),
+            group_names=tuple(f"/aws/rds/instance/{props.identifier}/{log}" for log in engine.log_exports),
             retention_days=props.log_retention_days, kms_key_arn=props.logs_kms_key_arn,
             prevent_destroy=props.prevent_destroy))
         self.instance = DbInstance(
-            self, "instance", identifier=props.identifier, engine=props.engine,
+            self, "instance", identifier=props.identifier, engine=engine.name,
             engine_version=props.engine_version, instance_class=props.instance_class,
-            license_model=settings.license_model,
+            license_model=engine.license_model,
             # WSO2's HA pattern asks for a highly available RDBMS: a synchronous standby in another AZ.
             multi_az=True, db_subnet_group_name=subnets.name, vpc_security_group_ids=[sg.id],
             publicly_accessible=False, parameter_group_name=parameters.name,
@@ -133,7 +97,7 @@ class Database(Construct):
             username=props.master_username,
             # RDS generates and rotates the password in Secrets Manager; it is never in config or state.
             manage_master_user_password=True, master_user_secret_kms_key_id=props.kms_key_arn,
-            iam_database_authentication_enabled=settings.iam_authentication,
+            iam_database_authentication_enabled=engine.iam_authentication,
             ca_cert_identifier="rds-ca-rsa2048-g1",
             backup_retention_period=props.backup_retention_period, backup_window="02:00-03:00",
             maintenance_window="sun:03:30-sun:04:30", copy_tags_to_snapshot=True,
@@ -146,15 +110,18 @@ class Database(Construct):
             performance_insights_kms_key_id=props.kms_key_arn if props.performance_insights else None,
             performance_insights_retention_period=7 if props.performance_insights else None,
             monitoring_interval=props.monitoring_interval, monitoring_role_arn=monitoring_role_arn,
-            enabled_cloudwatch_logs_exports=list(settings.log_exports),
+            enabled_cloudwatch_logs_exports=list(engine.log_exports),
             engine_lifecycle_support=props.engine_lifecycle_support,
             depends_on=exports.groups,
             # RDS takes the lifecycle choice at create or restore only, and the provider plans a change
             # to it that RDS ignores, on every plan (terraform-provider-aws #40870, #44552).
-            lifecycle=TerraformResourceLifecycle(prevent_destroy=props.prevent_destroy,
-                                                 ignore_changes=["engine_lifecycle_support"]),
+            lifecycle=TerraformResourceLifecycle(ignore_changes=["engine_lifecycle_support"]),
         )
         self.address = self.instance.address
         self.port = self.instance.port
         self.identifier = self.instance.identifier
         self.secret_arn = self.instance.master_user_secret.get(0).secret_arn
+
+    def grant_read_credentials(self, role: Grantable) -> None:
+        """Lets `role` read the master user's secret (the first boot creates WSO2's schemas with it)."""
+        role.add_to_policy(secrets_read([self.secret_arn]))

@@ -27,12 +27,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Literal
 
-from cdktf import AssetType, TerraformAsset, TerraformResourceLifecycle
+from cdktf import AssetType, TerraformAsset
 from cdktf_cdktf_provider_aws.cloudwatch_event_rule import CloudwatchEventRule
 from cdktf_cdktf_provider_aws.cloudwatch_event_target import CloudwatchEventTarget
-from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
 from cdktf_cdktf_provider_aws.iam_role import IamRole
 from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
 from cdktf_cdktf_provider_aws.lambda_function import (
@@ -45,7 +43,10 @@ from cdktf_cdktf_provider_aws.lambda_permission import LambdaPermission
 from constructs import Construct
 
 from ob_iam.account import AccountContext
+from ob_iam.log_groups import encrypted_log_group
 from ob_iam.node_secrets import generated_password, kms_secret
+from ob_iam.security import Grantable, secrets_read
+from obiam.choices import DirectoryType
 
 # Daily at noon UTC, so every day-long alarm period holds exactly one run; 41 days of warning
 # before an account's 42-day password age runs out.
@@ -55,7 +56,7 @@ RENEWAL_SCHEDULE = "cron(0 12 * * ? *)"
 @dataclass(frozen=True)
 class DirectoryAccountsProps:
     directory_id: str
-    directory_type: Literal["MicrosoftAD", "SimpleAD"]
+    directory_type: DirectoryType
     admin_username: str
     admin_secret_arn: str
     # sAMAccountNames of the dedicated accounts (Managed Microsoft AD only; at most 20 characters).
@@ -87,20 +88,19 @@ class DirectoryAccounts(Construct):
 
     def __init__(self, scope: Construct, id_: str, account: AccountContext, props: DirectoryAccountsProps):
         super().__init__(scope, id_)
-        protect = TerraformResourceLifecycle(prevent_destroy=props.prevent_destroy)
         admin = DirectoryAccount(props.admin_username, props.admin_secret_arn, create=False)
         versions: list[str] = []
         if props.directory_type == "MicrosoftAD":
             dedicated = []
-            for role, name, secret_name, description in (
+            for which, name, secret_name, description in (
                     ("bind", props.bind_account, props.bind_secret_name,
                      "The directory account WSO2's user store binds with"),
                     ("super-admin", props.super_admin_account, props.super_admin_secret_name,
                      "WSO2's super admin in the directory")):
-                stored = kms_secret(self, f"{role}-secret", name=secret_name, kms_key_arn=props.secrets_kms_key_arn,
+                stored = kms_secret(self, f"{which}-secret", name=secret_name, kms_key_arn=props.secrets_kms_key_arn,
                                     description=description, prevent_destroy=props.prevent_destroy,
                                     document={"username": name,
-                                              "password": generated_password(self, f"{role}-password")})
+                                              "password": generated_password(self, f"{which}-password")})
                 dedicated.append(DirectoryAccount(name, stored.arn, create=True))
                 versions.append(stored.version_id)
             bind, super_admin = dedicated
@@ -113,9 +113,9 @@ class DirectoryAccounts(Construct):
         event = json.dumps({"directory_id": props.directory_id, "accounts": [
             {"username": a.username, "secret_arn": a.secret_arn, "create": a.create} for a in accounts]})
 
-        log_group = CloudwatchLogGroup(self, "logs", name=props.log_group_name,
-                                       retention_in_days=props.log_retention_days, kms_key_id=props.logs_kms_key_arn,
-                                       lifecycle=protect)
+        log_group = encrypted_log_group(self, "logs", name=props.log_group_name,
+                                        retention_days=props.log_retention_days, kms_key_arn=props.logs_kms_key_arn,
+                                        deletion_protection=props.prevent_destroy)
         directory_arn = (f"arn:{account.partition}:ds:{account.region}:{account.account_id}:"
                          f"directory/{props.directory_id}")
         role = IamRole(self, "role", name=props.function_name,
@@ -172,3 +172,7 @@ class DirectoryAccounts(Construct):
                          function_name=function.function_name, principal="events.amazonaws.com",
                          source_arn=rule.arn)
 
+    def grant_read_credentials(self, role: Grantable) -> None:
+        """Lets `role` read the accounts WSO2 binds as and administers with (never the directory's own admin
+        on Managed Microsoft AD)."""
+        role.add_to_policy(secrets_read(self.secret_arns))

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from cdktf import TerraformResourceLifecycle
 from cdktf_cdktf_provider_aws.kms_alias import KmsAlias
 from cdktf_cdktf_provider_aws.kms_key import KmsKey
 from constructs import Construct
 
 from ob_iam.account import AccountContext
+from ob_iam.security import Grantable
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,6 @@ class EncryptionKeyProps:
     allow_services: tuple[str, ...] = field(default_factory=tuple)
     # Service-linked roles (e.g. the ASG's) that use the key on the account's behalf.
     service_role_arns: tuple[str, ...] = field(default_factory=tuple)
-    prevent_destroy: bool = True
     deletion_window_in_days: int = 30
     # Another region than the stack's (provider 6 per-resource `region`), e.g. a backup copy vault's key.
     region: str | None = None
@@ -99,8 +98,15 @@ class EncryptionKey(Construct):
             enable_key_rotation=True,
             deletion_window_in_days=props.deletion_window_in_days,
             policy=json.dumps({"Version": "2012-10-17", "Statement": statements}),
-            lifecycle=TerraformResourceLifecycle(prevent_destroy=props.prevent_destroy),
         )
         KmsAlias(self, "alias", name=f"alias/{props.alias}", target_key_id=self.key.key_id, region=props.region)
         self.arn = self.key.arn
         self.key_id = self.key.key_id
+        self._region = props.region or account.region
+
+    def grant_decrypt_via(self, role: Grantable, services: tuple[str, ...], sid: str) -> None:
+        """Lets `role` decrypt with this key only when one of `services` (e.g. Secrets Manager, SSM) asks on its
+        behalf; the key policy's AccountAdministers statement lets IAM policies decide, so this is both sides."""
+        role.add_to_policy({"Sid": sid, "Effect": "Allow", "Action": "kms:Decrypt", "Resource": self.arn,
+                            "Condition": {"StringEquals": {"kms:ViaService": [
+                                f"{service}.{self._region}.amazonaws.com" for service in services]}}})

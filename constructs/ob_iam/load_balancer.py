@@ -25,17 +25,19 @@ from cdktf_cdktf_provider_aws.security_group import SecurityGroup
 from cdktf_cdktf_provider_aws.vpc_security_group_ingress_rule import VpcSecurityGroupIngressRule
 from constructs import Construct
 
+from ob_iam.security import Connections
 from obiam import wso2
+from obiam.choices import StickinessType
 
 
 @dataclass(frozen=True)
 class StickinessProps:
-    type: str  # "app_cookie" or "lb_cookie"
+    type: StickinessType
     cookie_name: str
     cookie_duration: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LoadBalancerProps:
     name: str
     target_group_name: str
@@ -46,11 +48,12 @@ class LoadBalancerProps:
     ssl_policy: str
     target_port: int
     stickiness: StickinessProps
-    internal: bool = False
-    ingress_cidrs: tuple[str, ...] = ("0.0.0.0/0",)
-    mutual_tls_passthrough: bool = False
-    deregistration_delay: int = 60
-    idle_timeout: int = 60
+    # Tuning and exposure come from config (obiam/config.py LoadBalancerConfig, their one home).
+    internal: bool
+    ingress_cidrs: tuple[str, ...]
+    mutual_tls_passthrough: bool
+    deregistration_delay: int
+    idle_timeout: int
     deletion_protection: bool = True
     access_log_bucket: str | None = None
     access_log_prefix: str = "alb"
@@ -63,7 +66,7 @@ class LoadBalancerProps:
 
 
 class LoadBalancer(Construct):
-    """Outputs: `security_group_id` (for rules to the nodes), `target_group_arn`, `arn`, `arn_suffix`,
+    """Outputs: `connections` (for rules to the nodes), `security_group_id`, `target_group_arn`, `arn`, `arn_suffix`,
     `target_group_arn_suffix` (for request metrics), `dns_name`."""
 
     def __init__(self, scope: Construct, id_: str, props: LoadBalancerProps):
@@ -73,6 +76,7 @@ class LoadBalancer(Construct):
                            tags={"Name": props.security_group_name})
         # One jsii round trip per attribute, however many resources use it.
         sg_id = self.security_group_id = sg.id
+        self.connections = Connections(self, "alb", sg_id)
         for i, cidr in enumerate(props.ingress_cidrs):
             for port, what in ((443, "HTTPS"), (80, "HTTP, answered with a redirect to HTTPS")):
                 VpcSecurityGroupIngressRule(self, f"ingress-{port}-{i}", security_group_id=sg_id, cidr_ipv4=cidr,

@@ -10,8 +10,6 @@ import ipaddress
 import json
 from dataclasses import dataclass
 
-from cdktf import TerraformResourceLifecycle
-from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
 from cdktf_cdktf_provider_aws.data_aws_subnet import DataAwsSubnet
 from cdktf_cdktf_provider_aws.data_aws_vpc import DataAwsVpc
 from cdktf_cdktf_provider_aws.default_security_group import DefaultSecurityGroup
@@ -32,6 +30,7 @@ from cdktf_cdktf_provider_aws.vpc_security_group_ingress_rule import VpcSecurity
 from constructs import Construct
 
 from ob_iam.account import AccountContext
+from ob_iam.log_groups import encrypted_log_group
 
 TIERS = ("public", "app", "data")
 # What the nodes call without leaving the VPC: SSM (boot config, Session Manager instead of
@@ -48,18 +47,18 @@ class ExistingVpcProps:
     data_subnet_ids: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class NetworkProps:
     name_prefix: str
     region: str
     # Zone names, in order; subnet i of every tier goes to zone i.
     availability_zones: tuple[str, ...]
     vpc_cidr: str
-    nat_gateway_per_az: bool = True
+    flow_log_group_name: str
+    log_retention_days: int
+    logs_kms_key_arn: str
+    nat_gateway_per_az: bool  # config's network.nat_gateways
     flow_logs: bool = True
-    flow_log_group_name: str = ""
-    log_retention_days: int = 365
-    logs_kms_key_arn: str | None = None
     existing: ExistingVpcProps | None = None
     prevent_destroy: bool = True
     # Service names (com.amazonaws.<region>.<name>) to reach through interface endpoints.
@@ -183,9 +182,9 @@ class Network(Construct):
 
     def _flow_logs(self, vpc_id: str) -> None:
         p = self.props
-        group_arn = CloudwatchLogGroup(self, "flow-logs", name=p.flow_log_group_name,
-                                       retention_in_days=p.log_retention_days, kms_key_id=p.logs_kms_key_arn,
-                                       lifecycle=TerraformResourceLifecycle(prevent_destroy=p.prevent_destroy)).arn
+        group_arn = encrypted_log_group(self, "flow-logs", name=p.flow_log_group_name,
+                                        retention_days=p.log_retention_days, kms_key_arn=p.logs_kms_key_arn,
+                                        deletion_protection=p.prevent_destroy).arn
         account = self.account
         # Amazon VPC User Guide, "IAM role for publishing flow logs to CloudWatch Logs": the service
         # assumes the role only for flow logs of this account (confused-deputy conditions), and

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
 
 from cdktf import TerraformResource, TerraformResourceLifecycle, Token
 from cdktf_cdktf_provider_aws.autoscaling_group import (
@@ -35,7 +34,8 @@ from cdktf_cdktf_provider_aws.security_group import SecurityGroup
 from cdktf_cdktf_provider_aws.vpc_security_group_egress_rule import VpcSecurityGroupEgressRule
 from constructs import Construct
 
-from ob_iam.security import allow
+from ob_iam.security import Connections, Grantable, Port, Statement
+from obiam.choices import MetadataHttpTokens, ScalingMetric
 
 # Amazon Linux 2023's root device.
 ROOT_DEVICE = "/dev/xvda"
@@ -69,22 +69,28 @@ class NodeGroupProps:
     ebs_kms_key_arn: str
     service_linked_role_arn: str
     target_group_arns: list[str]
+    # WSO2's HTTPS servlet port (9443 + offset): what the load balancer forwards to and checks.
+    service_port: int
     cluster_port: int
     health_check_grace_period: int
-    scaling_metric: str  # "cpu" or "requests_per_target"
+    scaling_metric: ScalingMetric
     scaling_target_value: int
     # "<alb arn suffix>/<target group arn suffix>", for request-count scaling.
     scaling_resource_label: str
     instance_tags: dict[str, str]
-    # IAM statements the nodes need for the resources other constructs own (pack, secrets, EFS, ...).
-    policy_statements: list[dict[str, Any]] = field(default_factory=list)
-    metadata_http_tokens: str = "required"
+    partition: str
+    # s3:// URIs of the objects every node downloads at boot (the product pack, a JDBC driver).
+    downloads: tuple[str, ...]
+    # The CloudWatch namespace the nodes publish their own metrics to (and no other).
+    metrics_namespace: str
+    metadata_http_tokens: MetadataHttpTokens = "required"
     # What must exist before the first node boots (e.g. WSO2's directory accounts).
     boot_after: list[TerraformResource] = field(default_factory=list)
 
 
 class NodeGroup(Construct):
-    """Outputs: `security_group_id`, `role_name`, `role_arn`, `autoscaling_group_name`, `launch_template_id`."""
+    """Outputs: `connections` (the HTTPS servlet port), `role` (grant on it), `security_group_id`, `role_name`,
+    `role_arn`, `autoscaling_group_name`, `launch_template_id`."""
 
     def __init__(self, scope: Construct, id_: str, props: NodeGroupProps):
         super().__init__(scope, id_)
@@ -92,9 +98,11 @@ class NodeGroup(Construct):
                            description="WSO2 OB IAM nodes", tags={"Name": props.security_group_name})
         # One jsii round trip per attribute, however many resources use it.
         sg_id = self.security_group_id = sg.id
+        self.connections = Connections(self, "nodes", sg_id, Port(
+            props.service_port, "ALB to the WSO2 HTTPS servlet port (requests and health checks)"))
         # Cache-invalidation messages between members, and nothing else, travel node to node.
-        allow(self, "cluster", source_security_group_id=sg_id, target_security_group_id=sg_id,
-              port=props.cluster_port, description="Hazelcast cluster membership and messages between nodes")
+        self.connections.allow_internally("cluster", Port(
+            props.cluster_port, "Hazelcast cluster membership and messages between nodes"))
         # AWS APIs (through the VPC endpoints or NAT), the product pack and OS packages. Other
         # egress (database, EFS, directory) is added as rules to those groups only.
         VpcSecurityGroupEgressRule(self, "egress-https", security_group_id=sg_id, cidr_ipv4="0.0.0.0/0",
@@ -107,9 +115,11 @@ class NodeGroup(Construct):
                            "Action": "sts:AssumeRole"}]}))
         self.role_name = role.name
         self.role_arn = role.arn
-        permissions = IamRolePolicy(self, "permissions", role=role.id, name="obiam-node",
-                      policy=json.dumps({"Version": "2012-10-17",
-                                         "Statement": [*self._base_statements(), *props.policy_statements]}))
+        permissions = IamRolePolicy(self, "permissions", role=role.id, name="obiam-node", policy="{}")
+        # The nodes' own needs; what they need on other constructs' resources, those constructs grant.
+        self.role = Grantable(permissions, role.arn, role.name,
+                              own=[*self._base_statements(), self._downloads_statement(props)],
+                              last=[self._metrics_statement(props.metrics_namespace)])
         profile = IamInstanceProfile(self, "profile", name=props.role_name, role=role.name)
 
         template = LaunchTemplate(
@@ -183,7 +193,17 @@ class NodeGroup(Construct):
         )
 
     @staticmethod
-    def _base_statements() -> list[dict[str, Any]]:
+    def _downloads_statement(props: NodeGroupProps) -> Statement:
+        return {"Sid": "ProductPack", "Effect": "Allow", "Action": "s3:GetObject",
+                "Resource": [f"arn:{props.partition}:s3:::{uri.removeprefix('s3://')}" for uri in props.downloads]}
+
+    @staticmethod
+    def _metrics_statement(namespace: str) -> Statement:
+        return {"Sid": "NodeMetrics", "Effect": "Allow", "Action": "cloudwatch:PutMetricData", "Resource": "*",
+                "Condition": {"StringEquals": {"cloudwatch:namespace": namespace}}}
+
+    @staticmethod
+    def _base_statements() -> list[Statement]:
         return [
             {
                 # Hazelcast-style member discovery. These EC2 read calls cannot be scoped to resources.

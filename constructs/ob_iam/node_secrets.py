@@ -24,6 +24,8 @@ from cdktf_cdktf_provider_random.id import Id
 from cdktf_cdktf_provider_random.password import Password
 from constructs import Construct
 
+from ob_iam.security import Grantable, secrets_read
+
 # The special characters WSO2's configuration path passes through intact.
 SAFE_SPECIALS = "-_.:=+"
 
@@ -53,7 +55,7 @@ class NodeSecrets(Construct):
             "The database user WSO2 connects as (least privilege on the six WSO2 databases)",
             {"username": props.database_user, "password": generated_password(self, "database-password")})
 
-        encryption_key = Id(self, "encryption-key", byte_length=16, lifecycle=self._protect)
+        encryption_key = Id(self, "encryption-key", byte_length=16)
         portal_secret = Password(self, "consent-portal-secret", length=40, special=True,
                                  override_special=SAFE_SPECIALS)
         keystore_password = Password(self, "keystore-password", length=32, special=True,
@@ -67,6 +69,9 @@ class NodeSecrets(Construct):
             document={"encryption_key": encryption_key.hex, "consent_portal_client_secret": portal_secret.result,
                       "keystore_password": keystore_password.result}).arn
         self.arns = [self.database_secret_arn, self.node_secret_arn]
+
+    def grant_read(self, role: Grantable) -> None:
+        role.add_to_policy(secrets_read(self.arns))
 
     def _secret(self, id_: str, name: str, description: str, document: dict[str, str]) -> str:
         return kms_secret(self, id_, name=name, kms_key_arn=self._props.kms_key_arn, description=description,
@@ -91,10 +96,9 @@ def kms_secret(scope: Construct, id_: str, *, name: str, kms_key_arn: str, descr
                replica_regions: tuple[str, ...] = ()) -> StoredSecret:
     """A KMS-encrypted secret holding `document` as JSON; `value_set_once`: Terraform writes the value at
     create only and never replaces it afterwards. Replicas use each region's aws/secretsmanager key."""
-    protect = TerraformResourceLifecycle(prevent_destroy=prevent_destroy)
     secret = SecretsmanagerSecret(
         scope, id_, name=name, kms_key_id=kms_key_arn, description=description,
-        recovery_window_in_days=30 if prevent_destroy else 0, lifecycle=protect,
+        recovery_window_in_days=30 if prevent_destroy else 0,
         replica=[SecretsmanagerSecretReplica(region=region) for region in replica_regions] or None)
     version = SecretsmanagerSecretVersion(
         scope, f"{id_}-value", secret_id=secret.id, secret_string=json.dumps(document),

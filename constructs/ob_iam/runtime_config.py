@@ -13,6 +13,8 @@ from cdktf import Fn
 from cdktf_cdktf_provider_aws.ssm_parameter import SsmParameter
 from constructs import Construct
 
+from ob_iam.security import Grantable
+
 
 @dataclass(frozen=True)
 class NodeRuntimeConfigProps:
@@ -54,3 +56,8 @@ class NodeRuntimeConfig(Construct):
         )
         self.arn = parameter.arn
         self.version = parameter.version
+
+    def grant_read(self, role: Grantable) -> None:
+        """Lets `role` read the parameter (the data key decrypts it only through SSM: EncryptionKey)."""
+        role.add_to_policy({"Sid": "RuntimeConfig", "Effect": "Allow", "Action": "ssm:GetParameter",
+                            "Resource": self.arn})

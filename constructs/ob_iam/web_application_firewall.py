@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from cdktf import TerraformResourceLifecycle
-from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
 from cdktf_cdktf_provider_aws.wafv2_web_acl import (
     Wafv2WebAcl,
     Wafv2WebAclDefaultAction,
@@ -29,6 +27,8 @@ from cdktf_cdktf_provider_aws.wafv2_web_acl_logging_configuration import (
 )
 from constructs import Construct
 
+from ob_iam.log_groups import encrypted_log_group
+
 # AWS managed rule groups, in evaluation order. KnownBadInputs covers Log4Shell-style
 # payloads; the reputation and anonymous-IP lists drop bad sources before anything else runs.
 MANAGED_RULE_GROUPS = (
@@ -50,7 +50,7 @@ COUNT_ONLY = {
 REDACTED_HEADERS = ("authorization", "cookie")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class WebApplicationFirewallProps:
     name: str
     load_balancer_arn: str
@@ -58,7 +58,7 @@ class WebApplicationFirewallProps:
     log_group_name: str
     log_retention_days: int
     logs_kms_key_arn: str
-    rate_limit_per_5_minutes: int = 2000
+    rate_limit_per_5_minutes: int  # config's load_balancer.waf_rate_limit
     # Tor exits, VPNs and open proxies; a bank may let customers log in through a VPN.
     block_anonymous_ips: bool = True
     # False: every rule counts instead of blocking (a trial in a lower tier).
@@ -104,9 +104,8 @@ class WebApplicationFirewall(Construct):
         )
         self.arn = acl.arn
         Wafv2WebAclAssociation(self, "association", resource_arn=props.load_balancer_arn, web_acl_arn=acl.arn)
-        logs = CloudwatchLogGroup(self, "logs", name=props.log_group_name, retention_in_days=props.log_retention_days,
-                                  kms_key_id=props.logs_kms_key_arn,
-                                  lifecycle=TerraformResourceLifecycle(prevent_destroy=props.prevent_destroy))
+        logs = encrypted_log_group(self, "logs", name=props.log_group_name, retention_days=props.log_retention_days,
+                                   kms_key_arn=props.logs_kms_key_arn, deletion_protection=props.prevent_destroy)
         Wafv2WebAclLoggingConfiguration(
             self, "logging", resource_arn=acl.arn, log_destination_configs=[logs.arn],
             redacted_fields=[Wafv2WebAclLoggingConfigurationRedactedFields(

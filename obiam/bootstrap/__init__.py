@@ -21,7 +21,7 @@ from pathlib import Path
 
 import jinja2
 
-from obiam import wso2
+from obiam import database_engines, wso2
 from obiam.config import jdk_major
 from obiam.environments import Environment
 from obiam.naming import CLUSTER_TAG_KEY, Names
@@ -110,12 +110,12 @@ def settings_for(environment: Environment) -> BootstrapSettings:
     config = environment.config
     names = Names(environment.name)
     product = wso2.PRODUCTS[config.product.version]
-    jdbc = wso2.JDBC[config.database.engine]
+    jdbc = database_engines.ENGINES[config.database.engine].jdbc
 
     def database(d: wso2.Database) -> RenderedDatabase:
         url = jdbc.url.format(host="@OBIAM_DB_HOST@", port="@OBIAM_DB_PORT@", database=d.name)
         # Oracle: one schema (user) per WSO2 database, named after it, as OB's guide sets them up.
-        user = d.name if jdbc.dialect == "oracle" else wso2.APPLICATION_DB_USER
+        user = d.name if jdbc.user_per_database else wso2.APPLICATION_DB_USER
         alterations = dict(d.alterations).get(jdbc.dialect, "")
         return RenderedDatabase(d.name, url, user, tuple(s.format(dialect=jdbc.dialect) for s in d.scripts),
                                 alterations)
@@ -187,7 +187,7 @@ def settings_for(environment: Environment) -> BootstrapSettings:
         jdbc_driver=jdbc.driver,
         validation_query=jdbc.validation_query,
         # OB 3.0 "Setting up databases": 150 connections, 300 on SQL Server.
-        pool_max_active=300 if jdbc.dialect == "mssql" else 150,
+        pool_max_active=jdbc.pool_max_active,
         schema_engine=schema_engine,
         schema_tool=jdbc.schema_tool,
         log_files=tuple(LogFile(path, names.log_group(kind)) for kind, path in LOG_FILES),

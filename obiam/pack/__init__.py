@@ -29,7 +29,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from obiam import wso2
+from obiam import database_engines, wso2
 
 MANIFEST_FORMAT = "obiam-pack/1"
 MANIFEST_NAME = "obiam-pack-manifest.json"  # inside the pack, under its top directory; written last
@@ -67,7 +67,7 @@ class Distribution:
     extension_files: tuple[tuple[str, str], ...]
 
 
-# One entry per supported product version (obiam.config.PRODUCT_JDKS).
+# One entry per supported product version (obiam.wso2.PRODUCT_JDKS).
 DISTRIBUTIONS: dict[str, Distribution] = {
     "3.0.0": Distribution(
         version="3.0.0",
@@ -111,7 +111,7 @@ def describe_directory(directory: str) -> str:
 
 def dialects() -> list[str]:
     """The dbscripts dialect of every engine the toolkit deploys (mysql, postgresql, mssql, oracle)."""
-    return sorted({jdbc.dialect for jdbc in wso2.JDBC.values()})
+    return sorted({engine.jdbc.dialect for engine in database_engines.ENGINES.values()})
 
 
 def database_scripts(version: str, dialect: str) -> list[str]:
@@ -122,7 +122,7 @@ def database_scripts(version: str, dialect: str) -> list[str]:
 
 def driver_class_path(engine: str) -> str:
     """The class file a driver jar for the engine carries: `com/mysql/cj/jdbc/Driver.class`."""
-    return wso2.JDBC[engine].driver.replace(".", "/") + ".class"
+    return database_engines.ENGINES[engine].jdbc.driver.replace(".", "/") + ".class"
 
 
 def file_sha256(path: Path) -> str:

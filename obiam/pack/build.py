@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from obiam import pack, wso2
+from obiam import database_engines, pack, wso2
 from obiam.pack import DISTRIBUTIONS, Distribution, PackError, describe_directory
 
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
@@ -199,11 +199,11 @@ def _updates(archive: Archive, expected_product: str | None, problems: list[str]
 
 
 def _drivers(paths: list[Path], problems: list[str], stack: ExitStack) -> list[tuple[Path, list[str]]]:
-    """Each jar with the engines whose driver class (obiam.wso2.JDBC) it carries."""
+    """Each jar with the engines whose driver class (obiam.database_engines.ENGINES) it carries."""
     classes: dict[str, list[str]] = {}
-    for engine in wso2.JDBC:
+    for engine in database_engines.ENGINES:
         classes.setdefault(pack.driver_class_path(engine), []).append(engine)
-    known = ", ".join(sorted({j.driver for j in wso2.JDBC.values()}))
+    known = ", ".join(sorted({e.jdbc.driver for e in database_engines.ENGINES.values()}))
     found: list[tuple[Path, list[str]]] = []
     seen: dict[str, Path] = {}
     for path in paths:

@@ -16,7 +16,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from obiam import pack, wso2
+from obiam import database_engines, pack, wso2
 from obiam.ops.output import Check
 from obiam.pack import DISTRIBUTIONS, PackError
 
@@ -40,8 +40,9 @@ def open_pack(path: Path) -> zipfile.ZipFile:
 def verify_pack(path: Path, *, engine: str | None = None, manifest_path: Path | None = None,
                 version: str = "3.0.0") -> list[Check]:
     """The checks for one pack; PackError when it cannot be read at all."""
-    if engine is not None and engine not in wso2.JDBC:
-        raise PackError([f"--engine {engine}: allowed: {', '.join(wso2.JDBC)} (database.engine)"])
+    if engine is not None and engine not in database_engines.ENGINES:
+        raise PackError([f"--engine {engine}: allowed: {', '.join(database_engines.ENGINES)} "
+                         "(database.engine)"])
     distribution = DISTRIBUTIONS[version]
     with open_pack(path) as archive:
         infos = archive.infolist()
@@ -91,8 +92,8 @@ def _layout_checks(archive: zipfile.ZipFile, files: dict[str, zipfile.ZipInfo], 
     checks.append(Check("runtime-artifact directories", not missing,
                         f"{pack.ARTIFACT_ROOT}/{{{','.join(wso2.ARTIFACT_DIRECTORIES)}}}"
                         + (f"; missing {_listing(missing)}" if missing else "")))
-    engines = [engine] if engine else list(wso2.JDBC)
-    for dialect in sorted({wso2.JDBC[e].dialect for e in engines}):
+    engines = [engine] if engine else list(database_engines.ENGINES)
+    for dialect in sorted({database_engines.ENGINES[e].jdbc.dialect for e in engines}):
         missing = [s for s in pack.database_scripts(version, dialect) if s not in files]
         checks.append(Check(f"database scripts ({dialect})", not missing,
                             f"{len(pack.database_scripts(version, dialect))} scripts"
@@ -100,9 +101,10 @@ def _layout_checks(archive: zipfile.ZipFile, files: dict[str, zipfile.ZipInfo], 
     drivers = _drivers(archive, files)
     if engine:
         found = drivers.get(engine)
+        driver = database_engines.ENGINES[engine].jdbc.driver
         checks.append(Check(f"JDBC driver ({engine})", found is not None,
-                            f"{pack.LIB}/{found} has {wso2.JDBC[engine].driver}" if found else
-                            f"no jar in {pack.LIB} has {wso2.JDBC[engine].driver}"))
+                            f"{pack.LIB}/{found} has {driver}" if found else
+                            f"no jar in {pack.LIB} has {driver}"))
     else:
         checks.append(Check("JDBC driver", bool(drivers),
                             ", ".join(f"{e}: {j}" for e, j in sorted(drivers.items())) if drivers else
@@ -120,7 +122,7 @@ def _drivers(archive: zipfile.ZipFile, files: dict[str, zipfile.ZipInfo]) -> dic
             names = set(zipfile.ZipFile(io.BytesIO(archive.read(info))).namelist())
         except zipfile.BadZipFile:
             continue
-        for engine in wso2.JDBC:
+        for engine in database_engines.ENGINES:
             if pack.driver_class_path(engine) in names:
                 found.setdefault(engine, path.rsplit("/", 1)[-1])
     return found
