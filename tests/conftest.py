@@ -127,25 +127,16 @@ def synth(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     release_jsii_runtime()
 
 
-VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
-    # name: (base environment, changes) - configurations the repo's environments do not cover.
-    "existing-vpc": ("dev", {"network": {"vpc_cidr": None, "existing_vpc": {
-        "vpc_id": "vpc-0123456789abcdef0",
-        "public_subnet_ids": ["subnet-0a000000000000001", "subnet-0a000000000000002"],
-        "app_subnet_ids": ["subnet-0b000000000000001", "subnet-0b000000000000002"],
-        "data_subnet_ids": ["subnet-0c000000000000001", "subnet-0c000000000000002"]}}}),
-    # PostgreSQL, and the WAF on trial (waf_mode: count) as a staging might run it first.
-    "postgres": ("staging", {"load_balancer": {"waf_mode": "count"},
-                             "database": {"engine": "postgres", "engine_version": "13",
-                                          "jdbc_driver_s3_uri": "s3://example-bank-wso2/drivers/postgresql-42.7.4.jar"}}),
-    # Simple AD: offered in eu-west-1 (not eu-west-2), in a VPC without the endpoints it forbids.
-    "simple-ad": ("dev", {"region": "eu-west-1", "directory": {"type": "SimpleAD", "edition": None, "size": "Small"},
-                          "load_balancer": {"certificate_arn": "arn:aws:acm:eu-west-1:333333333333:certificate/"
-                                                               "2d9e4f80-6c3b-4e50-9f4d-708192a3b4c5"}}),
-    "aws-discovery": ("dev", {"product": {"clustering": {"membership_scheme": "aws"}},
-                              "nodes": {"metadata_http_tokens": "optional", "ami": {"floating": True}},
-                              "load_balancer": {"internal": True}}),
-}
+EXAMPLES_DIR = ENVIRONMENTS_DIR / "examples"
+
+
+def load_examples() -> dict[str, Environment]:
+    """environments/examples/*.yaml: the supported shapes the repo's environments do not cover (existing
+    VPC, PostgreSQL, SQL Server, Oracle, internal ALB, Simple AD), as files a user can copy."""
+    return {e.name: e for e in load_all(EXAMPLES_DIR, ROOT)}
+
+
+VARIANTS = tuple(sorted(load_examples()))
 
 
 def with_changes(environment: Environment, name: str | None = None, **changes: Any) -> Environment:
@@ -158,18 +149,18 @@ def with_changes(environment: Environment, name: str | None = None, **changes: A
     return parse_environment(name or environment.name, data, f"{environment.source} (changed in a test)")
 
 
-def variant_environment(name: str, environments: dict[str, Environment]) -> Environment:
-    base, changes = VARIANTS[name]
-    return with_changes(environments[base], name, **changes)
+def variant_environment(name: str, environments: dict[str, Environment] | None = None) -> Environment:
+    """The example `name` (environments/examples/<name>.yaml); `environments` is no longer needed."""
+    return load_examples()[name]
 
 
 @pytest.fixture(scope="session")
 def variants(tmp_path_factory: pytest.TempPathFactory, environments: dict[str, Environment],
              synth: Synth) -> dict[str, dict[str, Any]]:
-    """Stacks for VARIANTS, synthesized together in one more App (the provider is already loaded)."""
+    """Stacks for the examples, synthesized together in one more App (the provider is already loaded)."""
     from stacks.app import synthesize
 
-    chosen = [variant_environment(name, environments) for name in VARIANTS]
+    chosen = list(load_examples().values())
     outdir = tmp_path_factory.mktemp("variants") / "cdktf.out"
     synthesize(chosen, outdir)
     return {name: json.loads((outdir / "stacks" / name / "cdk.tf.json").read_text()) for name in VARIANTS}
@@ -196,7 +187,7 @@ def stack(request: pytest.FixtureRequest, synth: Synth) -> dict[str, Any]:
 # -- the boot rehearsal (tests/rehearsal): run in the background, asserted last ---------------------------
 
 REHEARSAL: pytest.StashKey[Rehearsal] = pytest.StashKey()
-REHEARSAL_VARIANT = "postgres"  # the VARIANTS entry the rehearsal boots as its PostgreSQL engine
+REHEARSAL_VARIANT = "postgres"  # the example the rehearsal boots as its PostgreSQL engine
 
 
 def is_rehearsal(item: pytest.Item) -> bool:

@@ -124,12 +124,12 @@ def test_every_node_joins_one_cluster(stack: dict[str, Any]) -> None:
 
 
 def test_aws_membership_scheme_renders_the_kernel_property_names(variants: dict[str, dict[str, Any]]) -> None:
-    clustering = deployment_overlay(variants["aws-discovery"])["clustering"]
+    clustering = deployment_overlay(variants["internal-alb"])["clustering"]
     assert clustering["membership_scheme"] == "aws"
     assert clustering["properties"] == {
-        "region": "eu-west-2", "securityGroup": "obiam-aws-discovery-nodes", "tagKey": "obiam:cluster",
-        "tagValue": "obiam-aws-discovery", "iamRole": "obiam-aws-discovery-node"}
-    assert "describe-instances" not in user_data(variants["aws-discovery"])
+        "region": "eu-west-2", "securityGroup": "obiam-internal-alb-nodes", "tagKey": "obiam:cluster",
+        "tagValue": "obiam-internal-alb", "iamRole": "obiam-internal-alb-node"}
+    assert "describe-instances" not in user_data(variants["internal-alb"])
 
 
 def test_heap_is_2g_by_default(cheapest: dict[str, Any]) -> None:

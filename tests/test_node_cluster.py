@@ -129,7 +129,7 @@ def test_alb_is_internet_facing_in_the_public_subnets(stack: dict[str, Any]) -> 
 
 
 def test_internal_alb_sits_in_the_app_subnets(variants: dict[str, dict[str, Any]]) -> None:
-    stack = variants["aws-discovery"]
+    stack = variants["internal-alb"]
     alb = only(stack, "aws_lb")
     assert alb["internal"] is True
     assert sorted(alb["subnets"]) == sorted(ref("aws_subnet", n, "id") for n in subnets(stack, "app"))
@@ -273,7 +273,7 @@ def test_the_node_image_is_the_pinned_one(stack: dict[str, Any], synth: Synth) -
 
 
 def test_a_floating_image_is_resolved_from_the_configured_ssm_parameter(variants: dict[str, dict[str, Any]]) -> None:
-    stack = variants["aws-discovery"]  # nodes.ami.floating: true
+    stack = variants["internal-alb"]  # nodes.ami.floating: true
     parameter = stack["data"]["aws_ssm_parameter"]["ami"]
     assert parameter["name"] == "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
     assert only(stack, "aws_launch_template")["image_id"] == "${data.aws_ssm_parameter.ami.insecure_value}"

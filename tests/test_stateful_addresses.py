@@ -5,7 +5,7 @@ name cdktf derives from the construct path plans a destroy and a create, and for
 file system, a key, a secret or a directory that is data lost (Terraform, "Refactoring" and
 "moved block"). tests/fixtures/stateful_addresses.json is the snapshot of every stateful
 resource's address (obiam/review/stateful.py's list) in every environment the suite synthesizes:
-the repository's, the per-branch one and conftest.VARIANTS. Any move fails here; a deliberate
+the repository's, the per-branch one and environments/examples/. Any move fails here; a deliberate
 one updates the snapshot (`OBIAM_UPDATE_ADDRESSES=1`, which rewrites the file and still fails,
 so the change is reviewed in the diff) and adds a `moved` block or `move_to`.
 

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import ROOT, VARIANTS, load_repo_environments, variant_environment, with_changes
+from conftest import ROOT, VARIANTS, load_repo_environments, variant_environment
 from obiam import bootstrap, node_contract
 from obiam.bootstrap.node import obiam_config
 from obiam.environments import Environment
@@ -35,23 +35,10 @@ BOOT_VALUES = {
     "ENCRYPTION_KEY": "8f14e45fceea167a5a36dedd4bea2543", "CONSENT_PORTAL_PASSWORD": "P0rtal-Client-Secret_0001",
     "KEYSTORE_PASSWORD": "Keyst0re-Generated.pw_0001",
 }
-ENGINE_VARIANTS = {
-    # engine_lifecycle_support: None, as RDS takes the choice for MySQL and PostgreSQL only.
-    "sqlserver": ("staging", {"database": {
-        "engine": "sqlserver-se", "engine_lifecycle_support": None,
-        "jdbc_driver_s3_uri": "s3://example-bank-wso2/drivers/mssql-jdbc-12.8.1.jre11.jar"}}),
-    "oracle": ("staging", {"database": {
-        "engine": "oracle-se2", "engine_lifecycle_support": None,
-        "jdbc_driver_s3_uri": "s3://example-bank-wso2/drivers/ojdbc10.jar"}}),
-}
-
-
 def all_environments() -> dict[str, Environment]:
     environments = load_repo_environments()
     chosen = dict(environments)
-    chosen.update({name: variant_environment(name, environments) for name in VARIANTS})
-    for name, (base, changes) in ENGINE_VARIANTS.items():
-        chosen[name] = with_changes(environments[base], name, **changes)
+    chosen.update({name: variant_environment(name) for name in VARIANTS})  # SQL Server and Oracle among them
     return chosen
 
 
