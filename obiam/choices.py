@@ -1,6 +1,6 @@
 """The closed sets of choices, shared by the config (which validates them) and the constructs (whose props
 take them): one `Literal` per choice, so a value that config accepts and a construct does not is a type
-error (mypy strict covers obiam/, constructs/ob_iam and stacks/)."""
+error (mypy strict covers obiam/, constructs/wso2_on_aws and stacks/)."""
 
 from __future__ import annotations
 

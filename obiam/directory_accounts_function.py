@@ -17,7 +17,7 @@ password history nor minimum age on a reset, so the value the nodes hold stays v
 restart (AWS Directory Service admin guide, "Manage password policies for AWS Managed Microsoft
 AD"). A reset also enables a disabled user, so an account someone disabled heals on the next run.
 
-The event (built by constructs/ob_iam/directory_accounts.py):
+The event (built by constructs/wso2_on_aws/directory_accounts.py):
     {"directory_id": "d-...", "accounts": [{"username": "...", "secret_arn": "...", "create": true}]}
 It never logs or returns a password.
 """

@@ -1,7 +1,7 @@
 """The WSO2 OB IAM deployment of one environment, composed from its config.
 
 The stack only composes constructs and wires their outputs together; every AWS
-decision lives in a construct under constructs/ob_iam, every WSO2 fact in
+decision lives in a construct under constructs/wso2_on_aws, every WSO2 fact in
 obiam/wso2.py, and the node's boot script in obiam/bootstrap.
 """
 
@@ -18,27 +18,27 @@ from cdktf_cdktf_provider_aws.provider import (
 from cdktf_cdktf_provider_random.provider import RandomProvider
 from constructs import Construct
 
-from ob_iam.access_log_bucket import AccessLogBucket, AccessLogBucketProps
-from ob_iam.account import AccountContext, account_context
-from ob_iam.alarms import Alarms, AlarmsProps
-from ob_iam.artifact_file_system import ArtifactFileSystem, ArtifactFileSystemProps
-from ob_iam.backup import Backup, BackupProps, VaultLockProps
-from ob_iam.database import Database, DatabaseProps
-from ob_iam.directory import Directory, DirectoryProps
-from ob_iam.directory_accounts import DirectoryAccounts, DirectoryAccountsProps
-from ob_iam.encryption_key import EncryptionKey, EncryptionKeyProps
-from ob_iam.load_balancer import LoadBalancer, LoadBalancerProps, StickinessProps
-from ob_iam.log_groups import EncryptedLogGroups, EncryptedLogGroupsProps
-from ob_iam.network import INTERFACE_ENDPOINTS, ExistingVpcProps, Network, NetworkProps
-from ob_iam.node_group import NodeGroup, NodeGroupProps, autoscaling_service_role
-from ob_iam.node_secrets import NodeSecrets, NodeSecretsProps
-from ob_iam.protection import StatefulProtection
-from ob_iam.runtime_config import NodeRuntimeConfig, NodeRuntimeConfigProps
-from ob_iam.web_application_firewall import WebApplicationFirewall, WebApplicationFirewallProps
 from obiam import bootstrap, database_engines, directory_service, lambda_package, wso2
 from obiam.environments import Environment
 from obiam.naming import CLUSTER_TAG_KEY, KEEP_UNTIL_TAG_KEY, Names
 from stacks.assets import asset_file
+from wso2_on_aws.access_log_bucket import AccessLogBucket, AccessLogBucketProps
+from wso2_on_aws.account import AccountContext, account_context
+from wso2_on_aws.alarms import Alarms, AlarmsProps
+from wso2_on_aws.artifact_file_system import ArtifactFileSystem, ArtifactFileSystemProps
+from wso2_on_aws.backup import Backup, BackupProps, VaultLockProps
+from wso2_on_aws.database import Database, DatabaseProps
+from wso2_on_aws.directory import Directory, DirectoryProps
+from wso2_on_aws.directory_accounts import DirectoryAccounts, DirectoryAccountsProps
+from wso2_on_aws.encryption_key import EncryptionKey, EncryptionKeyProps
+from wso2_on_aws.load_balancer import LoadBalancer, LoadBalancerProps, StickinessProps
+from wso2_on_aws.log_groups import EncryptedLogGroups, EncryptedLogGroupsProps
+from wso2_on_aws.network import INTERFACE_ENDPOINTS, ExistingVpcProps, Network, NetworkProps
+from wso2_on_aws.node_group import NodeGroup, NodeGroupProps, autoscaling_service_role
+from wso2_on_aws.node_secrets import NodeSecrets, NodeSecretsProps
+from wso2_on_aws.protection import StatefulProtection
+from wso2_on_aws.runtime_config import NodeRuntimeConfig, NodeRuntimeConfigProps
+from wso2_on_aws.web_application_firewall import WebApplicationFirewall, WebApplicationFirewallProps
 
 # Fully-qualified sources, so Terraform and OpenTofu resolve the same providers. The
 # exact versions come from the prebuilt bindings pinned in pyproject.toml.
@@ -57,7 +57,7 @@ class ObIamStack(TerraformStack):
         protection = config.data_protection
 
         self._providers()
-        # Every stateful resource, whichever construct makes it (constructs/ob_iam/protection.py).
+        # Every stateful resource, whichever construct makes it (constructs/wso2_on_aws/protection.py).
         Aspects.of(self).add(StatefulProtection(protection.prevent_destroy))
 
         account = account_context(self, config.region)

@@ -39,7 +39,7 @@ def every_stack(synth: Synth, variants: dict[str, dict[str, Any]]) -> dict[str, 
 
 def test_every_protected_stateful_resource_follows_the_environments_prevent_destroy(
         every_stack: dict[str, tuple[dict[str, Any], bool]]) -> None:
-    from ob_iam.protection import protected_type
+    from wso2_on_aws.protection import protected_type
 
     for name, (stack, prevent_destroy) in every_stack.items():
         for resource_type, by_name in stack["resource"].items():
@@ -89,8 +89,8 @@ def test_a_new_stateful_resource_is_protected_without_its_construct_asking() -> 
     from cdktf_cdktf_provider_aws.sqs_queue import SqsQueue
     from cdktf_cdktf_provider_aws.vpc import Vpc
 
-    import ob_iam  # noqa: F401  (the provider package set-up)
-    from ob_iam.protection import StatefulProtection
+    import wso2_on_aws  # noqa: F401  (the provider package set-up)
+    from wso2_on_aws.protection import StatefulProtection
 
     stack = _bare_stack()
     DynamodbTable(stack, "table", name="t", hash_key="id", attribute=[{"name": "id", "type": "S"}],
@@ -108,8 +108,8 @@ def test_a_new_stateful_resource_is_protected_without_its_construct_asking() -> 
 def test_grants_with_one_sid_widen_one_statement_and_refuse_to_merge_different_ones() -> None:
     from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
 
-    import ob_iam  # noqa: F401
-    from ob_iam.security import Grantable, secrets_read
+    import wso2_on_aws  # noqa: F401
+    from wso2_on_aws.security import Grantable, secrets_read
 
     stack = _bare_stack()
     policy = IamRolePolicy(stack, "policy", role="r", policy="{}")
@@ -125,8 +125,8 @@ def test_grants_with_one_sid_widen_one_statement_and_refuse_to_merge_different_o
 
 
 def test_a_connection_to_a_group_that_serves_no_port_names_the_port() -> None:
-    import ob_iam  # noqa: F401
-    from ob_iam.security import Connections, Port
+    import wso2_on_aws  # noqa: F401
+    from wso2_on_aws.security import Connections, Port
 
     stack = _bare_stack()
     alb = Connections(stack, "alb", "sg-alb")
@@ -149,10 +149,10 @@ def test_the_database_takes_every_rds_fact_from_its_engine(engine_name: str) -> 
     """Every engine the config accepts, also the ones no environment of the suite synthesizes (RDS User Guide:
     parameter group families, "Publishing database logs to Amazon CloudWatch Logs" per engine, license models:
     SQL Server license-included, Oracle SE2 license-included, EE bring-your-own-license)."""
-    import ob_iam  # noqa: F401
-    from ob_iam.account import AccountContext
-    from ob_iam.database import Database, DatabaseProps
-    from ob_iam.security import Connections
+    import wso2_on_aws  # noqa: F401
+    from wso2_on_aws.account import AccountContext
+    from wso2_on_aws.database import Database, DatabaseProps
+    from wso2_on_aws.security import Connections
 
     engine = ENGINES[engine_name]
     version = engine.versions[-1]

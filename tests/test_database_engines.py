@@ -70,7 +70,7 @@ def _engine_name_branches(path: Path) -> list[str]:
 
 
 def test_no_module_but_the_engine_table_decides_by_engine_name() -> None:
-    sources = [p for top in ("obiam", "stacks", "constructs/ob_iam") for p in sorted((ROOT / top).rglob("*.py"))]
+    sources = [p for top in ("obiam", "stacks", "constructs/wso2_on_aws") for p in sorted((ROOT / top).rglob("*.py"))]
     found = [hit for path in sources if path != ENGINE_TABLE for hit in _engine_name_branches(path)]
     # Allowed: config's default engine; the node-side contract check, which reads the JDBC URL scheme
     # WSO2 wrote (another vocabulary: jdbc:mysql, jdbc:sqlserver) and accepts legacy driver names too;

@@ -7,7 +7,7 @@ one without the other. The graph is read from the source (ast), module-level imp
 a function runs after every module has loaded and is how the CLI keeps the provider load out of commands
 that do not synthesize.
 
-Cost: parses every module of obiam/, stacks/ and constructs/ob_iam; ~0.3 s.
+Cost: parses every module of obiam/, stacks/ and constructs/wso2_on_aws; ~0.3 s.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from conftest import ROOT
 
-PACKAGES = {"obiam": ROOT / "obiam", "stacks": ROOT / "stacks", "ob_iam": ROOT / "constructs" / "ob_iam"}
+PACKAGES = {"obiam": ROOT / "obiam", "stacks": ROOT / "stacks", "wso2_on_aws": ROOT / "constructs" / "wso2_on_aws"}
 
 
 def module_name(package: str, path: Path) -> str:
@@ -94,8 +94,8 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 def test_the_graph_is_read_from_every_package() -> None:
     graph = import_graph()
     assert "obiam.config" in graph["obiam.environments"], "the reader sees `from obiam.config import ...`"
-    assert "ob_iam.security" in graph["ob_iam.node_group"]
-    assert "obiam.database_engines" in graph["ob_iam.database"]
+    assert "wso2_on_aws.security" in graph["wso2_on_aws.node_group"]
+    assert "obiam.database_engines" in graph["wso2_on_aws.database"]
 
 
 def test_no_module_imports_itself_back_through_others() -> None:
@@ -112,6 +112,6 @@ def test_layers_import_downwards_only() -> None:
     graph = import_graph()
     for name, targets in graph.items():
         if name.startswith("obiam."):
-            assert not {t for t in targets if t.startswith(("ob_iam", "stacks"))}, name
-        if name.startswith("ob_iam"):
+            assert not {t for t in targets if t.startswith(("wso2_on_aws", "stacks"))}, name
+        if name.startswith("wso2_on_aws"):
             assert not {t for t in targets if t.startswith(("stacks", "obiam.environments", "obiam.config"))}, name

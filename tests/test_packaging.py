@@ -37,7 +37,7 @@ def test_the_wheel_carries_the_bootstrap_templates_and_the_installed_package_fin
     names = zipfile.ZipFile(wheel).namelist()
     assert TEMPLATES, "the templates folder moved: update this test"
     assert sorted(n.rsplit("/", 1)[1] for n in names if n.startswith("obiam/bootstrap/templates/")) == TEMPLATES
-    assert any(n.startswith("ob_iam/") for n in names) and any(n.startswith("stacks/") for n in names)
+    assert any(n.startswith("wso2_on_aws/") for n in names) and any(n.startswith("stacks/") for n in names)
     assert not any(n.startswith(("tests/", "constructs/")) for n in names), "test code or the bare folder shipped"
 
     installed = tmp_path / "installed"

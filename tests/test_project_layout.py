@@ -21,9 +21,9 @@ def test_constructs_is_the_library_not_our_folder() -> None:
 
 
 def test_construct_package_is_importable_from_the_constructs_folder() -> None:
-    out = subprocess.run([sys.executable, "-c", "import ob_iam; print(ob_iam.__file__)"],
+    out = subprocess.run([sys.executable, "-c", "import wso2_on_aws; print(wso2_on_aws.__file__)"],
                          cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
-    assert Path(out).resolve().is_relative_to(ROOT / "constructs" / "ob_iam")
+    assert Path(out).resolve().is_relative_to(ROOT / "constructs" / "wso2_on_aws")
 
 
 def test_direct_dependencies_are_pinned_exactly() -> None:

@@ -1,7 +1,7 @@
 """`obiam rollout`: move the IAM nodes onto a launch template version, or leave them where they were.
 
 Terraform writes new launch template versions (new user data, a new AMI, a new pack pin) but never
-moves the group onto one (`ignore_changes = [launch_template]`, constructs/ob_iam/node_group.py).
+moves the group onto one (`ignore_changes = [launch_template]`, constructs/wso2_on_aws/node_group.py).
 This command does, with an instance refresh whose *desired configuration* is the new version and
 whose automatic rollback is on. AWS changes the group's own launch template only once the refresh
 succeeds; a refresh that fails replaces the nodes started so far with the configuration the group

@@ -27,7 +27,7 @@ class AlarmsProps:
     db_allocated_storage_gib: int
     efs_file_system_id: str
     node_metrics_namespace: str
-    # The function that renews WSO2's directory passwords every day (ob_iam.directory_accounts).
+    # The function that renews WSO2's directory passwords every day (wso2_on_aws.directory_accounts).
     directory_accounts_function_name: str
     email: str | None = None
     # Share of requests answered 5xx (ALB or target) that pages someone.

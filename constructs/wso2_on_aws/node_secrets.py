@@ -24,7 +24,7 @@ from cdktf_cdktf_provider_random.id import Id
 from cdktf_cdktf_provider_random.password import Password
 from constructs import Construct
 
-from ob_iam.security import Grantable, secrets_read
+from wso2_on_aws.security import Grantable, secrets_read
 
 # The special characters WSO2's configuration path passes through intact.
 SAFE_SPECIALS = "-_.:=+"

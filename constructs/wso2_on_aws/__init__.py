@@ -5,7 +5,7 @@ exposes what the next construct needs. None of them reads files or environment
 variables: the stack passes everything in.
 """
 
-from ob_iam import provider_package
+from wso2_on_aws import provider_package
 
 # Before any construct module imports a provider resource module.
 provider_package.install()

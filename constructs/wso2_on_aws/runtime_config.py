@@ -13,7 +13,7 @@ from cdktf import Fn
 from cdktf_cdktf_provider_aws.ssm_parameter import SsmParameter
 from constructs import Construct
 
-from ob_iam.security import Grantable
+from wso2_on_aws.security import Grantable
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,11 @@ from cdktf_cdktf_provider_aws.iam_role_policy_attachment import IamRolePolicyAtt
 from cdktf_cdktf_provider_aws.security_group import SecurityGroup
 from constructs import Construct
 
-from ob_iam.account import AccountContext
-from ob_iam.log_groups import EncryptedLogGroups, EncryptedLogGroupsProps
-from ob_iam.security import Connections, Grantable, Port, secrets_read
 from obiam.choices import EngineLifecycleSupport
 from obiam.database_engines import DatabaseEngine
+from wso2_on_aws.account import AccountContext
+from wso2_on_aws.log_groups import EncryptedLogGroups, EncryptedLogGroupsProps
+from wso2_on_aws.security import Connections, Grantable, Port, secrets_read
 
 
 @dataclass(frozen=True)

@@ -34,8 +34,8 @@ from cdktf_cdktf_provider_aws.security_group import SecurityGroup
 from cdktf_cdktf_provider_aws.vpc_security_group_egress_rule import VpcSecurityGroupEgressRule
 from constructs import Construct
 
-from ob_iam.security import Connections, Grantable, Port, Statement
 from obiam.choices import MetadataHttpTokens, ScalingMetric
+from wso2_on_aws.security import Connections, Grantable, Port, Statement
 
 # Amazon Linux 2023's root device.
 ROOT_DEVICE = "/dev/xvda"

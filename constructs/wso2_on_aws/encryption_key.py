@@ -9,8 +9,8 @@ from cdktf_cdktf_provider_aws.kms_alias import KmsAlias
 from cdktf_cdktf_provider_aws.kms_key import KmsKey
 from constructs import Construct
 
-from ob_iam.account import AccountContext
-from ob_iam.security import Grantable
+from wso2_on_aws.account import AccountContext
+from wso2_on_aws.security import Grantable
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,8 @@ from cdktf_cdktf_provider_aws.vpc_endpoint import VpcEndpoint
 from cdktf_cdktf_provider_aws.vpc_security_group_ingress_rule import VpcSecurityGroupIngressRule
 from constructs import Construct
 
-from ob_iam.account import AccountContext
-from ob_iam.log_groups import encrypted_log_group
+from wso2_on_aws.account import AccountContext
+from wso2_on_aws.log_groups import encrypted_log_group
 
 TIERS = ("public", "app", "data")
 # What the nodes call without leaving the VPC: SSM (boot config, Session Manager instead of

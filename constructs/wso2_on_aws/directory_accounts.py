@@ -42,11 +42,11 @@ from cdktf_cdktf_provider_aws.lambda_invocation import LambdaInvocation
 from cdktf_cdktf_provider_aws.lambda_permission import LambdaPermission
 from constructs import Construct
 
-from ob_iam.account import AccountContext
-from ob_iam.log_groups import encrypted_log_group
-from ob_iam.node_secrets import generated_password, kms_secret
-from ob_iam.security import Grantable, secrets_read
 from obiam.choices import DirectoryType
+from wso2_on_aws.account import AccountContext
+from wso2_on_aws.log_groups import encrypted_log_group
+from wso2_on_aws.node_secrets import generated_password, kms_secret
+from wso2_on_aws.security import Grantable, secrets_read
 
 # Daily at noon UTC, so every day-long alarm period holds exactly one run; 41 days of warning
 # before an account's 42-day password age runs out.

@@ -3,7 +3,7 @@
 Every log group of the environment is made here (`encrypted_log_group`), so every one follows one rule:
 what the nodes ship, what AWS services would otherwise create themselves with no key and no expiry
 (RDS log exports), and the WAF's, the directory's, the flow logs' and the directory-accounts function's.
-Protection from `destroy` is the stack's StatefulProtection aspect (constructs/ob_iam/protection.py)."""
+Protection from `destroy` is the stack's StatefulProtection aspect (constructs/wso2_on_aws/protection.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
 from constructs import Construct
 
-from ob_iam.security import Grantable
+from wso2_on_aws.security import Grantable
 
 
 def encrypted_log_group(scope: Construct, id_: str, *, name: str, retention_days: int, kms_key_arn: str,

@@ -19,7 +19,7 @@ from cdktf_cdktf_provider_aws.efs_mount_target import EfsMountTarget
 from cdktf_cdktf_provider_aws.security_group import SecurityGroup
 from constructs import Construct
 
-from ob_iam.security import Connections, Grantable, Port
+from wso2_on_aws.security import Connections, Grantable, Port
 
 # NFS (EFS mounts it with TLS through the EFS mount helper's stunnel, still to port 2049).
 NFS = Port(2049, "NFS over TLS to the shared runtime artifacts")

@@ -25,9 +25,9 @@ from cdktf_cdktf_provider_aws.security_group import SecurityGroup
 from cdktf_cdktf_provider_aws.vpc_security_group_ingress_rule import VpcSecurityGroupIngressRule
 from constructs import Construct
 
-from ob_iam.security import Connections
 from obiam import wso2
 from obiam.choices import StickinessType
+from wso2_on_aws.security import Connections
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,9 @@ from cdktf_cdktf_provider_aws.secretsmanager_secret_version import Secretsmanage
 from cdktf_cdktf_provider_random.password import Password
 from constructs import Construct
 
-from ob_iam.log_groups import encrypted_log_group
-from ob_iam.security import Connections, Port
 from obiam.choices import DirectoryEdition, DirectorySize, DirectoryType
+from wso2_on_aws.log_groups import encrypted_log_group
+from wso2_on_aws.security import Connections, Port
 
 # WSO2's user store binds over LDAP (Directory Service's domain controllers serve 389 and, with LDAPS, 636).
 LDAP = Port(389, "LDAP user store")

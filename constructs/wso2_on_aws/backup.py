@@ -28,9 +28,9 @@ from cdktf_cdktf_provider_aws.iam_role import IamRole
 from cdktf_cdktf_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment
 from constructs import Construct
 
-from ob_iam.account import AccountContext
-from ob_iam.encryption_key import EncryptionKey, EncryptionKeyProps
 from obiam.choices import VaultLockMode
+from wso2_on_aws.account import AccountContext
+from wso2_on_aws.encryption_key import EncryptionKey, EncryptionKeyProps
 
 # AWS managed policies for AWS Backup's service role (AWS Backup Developer Guide, "Managed policies").
 SERVICE_ROLE_POLICIES = ("AWSBackupServiceRolePolicyForBackup", "AWSBackupServiceRolePolicyForRestores")

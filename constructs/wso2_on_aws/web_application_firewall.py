@@ -27,7 +27,7 @@ from cdktf_cdktf_provider_aws.wafv2_web_acl_logging_configuration import (
 )
 from constructs import Construct
 
-from ob_iam.log_groups import encrypted_log_group
+from wso2_on_aws.log_groups import encrypted_log_group
 
 # AWS managed rule groups, in evaluation order. KnownBadInputs covers Log4Shell-style
 # payloads; the reputation and anonymous-IP lists drop bad sources before anything else runs.

@@ -33,7 +33,7 @@ from cdktf_cdktf_provider_aws.s3_bucket_versioning import (
 )
 from constructs import Construct
 
-from ob_iam.account import AccountContext
+from wso2_on_aws.account import AccountContext
 
 LOG_PREFIX = "alb"
 
