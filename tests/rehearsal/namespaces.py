@@ -5,11 +5,17 @@ A namespace lives as long as a process is in it, so every namespace here is held
 `kill_namespace` does by comparing /proc/<pid>/ns links) removes its mounts, veths and
 addresses too, even after a failed scenario. Nothing is left in the machine's own
 namespaces except the one veth end to the services namespace, which goes with its peer.
+
+Only this process's own descendants are ever killed: a namespace's id (an inode number) is reused
+once the namespace is gone, so another test run on the same machine (a second checkout, a CI job)
+may hold a namespace with an id this run once knew. This process is made a child subreaper, so the
+daemons its nodes start stay its descendants when they detach.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import subprocess
@@ -26,6 +32,25 @@ def run(*argv: str, check: bool = True, input: str | None = None, timeout: float
     return result
 
 
+_PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
+
+
+def become_subreaper() -> None:
+    """Orphans of this process's descendants are re-parented to it, not to init (prctl(2))."""
+    if ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+
+
+def descends_from_me(pid: int, me: int) -> bool:
+    """Whether `pid` is a descendant of `me`, by its parent chain in /proc/<pid>/stat."""
+    while pid > 1:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        pid = int(stat.rsplit(")", 1)[1].split()[1])  # the field after the state: the parent's pid
+        if pid == me:
+            return True
+    return False
+
+
 def namespace_id(pid: int, kind: str) -> str:
     return os.readlink(f"/proc/{pid}/ns/{kind}")
 
@@ -34,6 +59,7 @@ class Holder:
     """A `sleep infinity` in new mount (+ network, UTS) namespaces; `enter` runs commands inside them."""
 
     def __init__(self, name: str, parent: Holder | None = None, network: bool = True) -> None:
+        become_subreaper()
         self.name = name
         prefix = ["nsenter", f"--target={parent.pid}", "--mount"] if parent else []
         flags = ["--mount", "--uts", "--propagation=private"] + (["--net"] if network else [])
@@ -74,17 +100,19 @@ class Holder:
 
 
 def kill_namespace(*namespaces: str | None) -> None:
-    """SIGKILLs every process in any of the given namespaces, then waits until none is left."""
+    """SIGKILLs every process of this run in any of the given namespaces, then waits until none is left."""
     wanted = {n for n in namespaces if n}
+    me = os.getpid()
     for _ in range(50):
         victims = []
         for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            if not entry.name.isdigit() or int(entry.name) == me:
                 continue
             try:
-                if {os.readlink(entry / "ns/mnt"), os.readlink(entry / "ns/net")} & wanted:
+                if ({os.readlink(entry / "ns/mnt"), os.readlink(entry / "ns/net")} & wanted
+                        and descends_from_me(int(entry.name), me)):
                     victims.append(int(entry.name))
-            except OSError:
+            except (OSError, ValueError, IndexError):
                 continue
         if not victims:
             return
