@@ -5,6 +5,7 @@ run once knew (a CI job beside a developer's `make test`). Under 0.1 s; no root 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 
 from tests.rehearsal.namespaces import descends_from_me
@@ -12,6 +13,7 @@ from tests.rehearsal.namespaces import descends_from_me
 
 def test_only_this_runs_descendants_count_as_its_own() -> None:
     child = subprocess.Popen(["sh", "-c", "sleep 30 & echo $!; wait"], stdout=subprocess.PIPE, text=True)
+    grandchild = 0
     try:
         me = os.getpid()
         assert child.stdout is not None
@@ -21,5 +23,7 @@ def test_only_this_runs_descendants_count_as_its_own() -> None:
         assert not descends_from_me(1, me)
         assert not descends_from_me(me, child.pid)  # a parent is not its child's descendant
     finally:
+        if grandchild:
+            os.kill(grandchild, signal.SIGKILL)
         child.kill()
         child.wait()
