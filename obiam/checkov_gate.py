@@ -46,10 +46,16 @@ class Skip:
     resources: tuple[str, ...]
     tiers: tuple[str, ...]
     reason: str
+    # Stack-name patterns, for a finding one shape alone has (an example under environments/examples/);
+    # empty: every stack of the tiers.
+    stacks: tuple[str, ...] = ()
 
     def accepts(self, finding: Finding) -> bool:
-        return (finding.check_id == self.check and finding.tier in self.tiers
+        return (finding.check_id == self.check and finding.tier in self.tiers and self.covers(finding.stack)
                 and any(fnmatch.fnmatchcase(finding.resource_name, pattern) for pattern in self.resources))
+
+    def covers(self, stack: str) -> bool:
+        return not self.stacks or any(fnmatch.fnmatchcase(stack, pattern) for pattern in self.stacks)
 
 
 @dataclass(frozen=True)
@@ -87,8 +93,8 @@ def load_skips(path: Path = SKIPS_FILE) -> list[Skip]:
     skips = []
     for i, entry in enumerate(data.get("skips", [])):
         where = f"{path.name}: skips[{i}]"
-        if not isinstance(entry, dict) or set(entry) - {"check", "resources", "tiers", "reason"}:
-            raise GateError(f"{where}: allowed keys are check, resources, tiers, reason")
+        if not isinstance(entry, dict) or set(entry) - {"check", "resources", "tiers", "stacks", "reason"}:
+            raise GateError(f"{where}: allowed keys are check, resources, tiers, stacks, reason")
         check, reason = str(entry.get("check", "")), str(entry.get("reason", "")).strip()
         if not _CHECK_ID.match(check):
             raise GateError(f"{where}.check = {check!r}: allowed: a checkov id such as CKV_AWS_18")
@@ -100,7 +106,7 @@ def load_skips(path: Path = SKIPS_FILE) -> list[Skip]:
         resources = tuple(entry.get("resources") or ())
         if not resources:
             raise GateError(f"{where}.resources: name the resources (patterns) the skip covers")
-        skips.append(Skip(check, resources, tiers, reason))
+        skips.append(Skip(check, resources, tiers, reason, tuple(entry.get("stacks") or ())))
     return skips
 
 
@@ -149,8 +155,9 @@ def collect(process: subprocess.Popen[str], tiers: Mapping[str, str], skips: Seq
         else:
             result.accepted.append((finding, skip))
             used.add(skip)
-    scanned_tiers = set(tiers.values())
-    result.unused = [s for s in skips if s not in used and scanned_tiers & set(s.tiers)]
+    # Stale: a skip that matched nothing although the run scanned a stack it covers.
+    result.unused = [s for s in skips if s not in used
+                     and any(tier in s.tiers and s.covers(stack) for stack, tier in tiers.items())]
     return result
 
 

@@ -154,16 +154,37 @@ def variant_environment(name: str, environments: dict[str, Environment] | None =
     return load_examples()[name]
 
 
+@dataclass
+class Examples:
+    """environments/examples/ synthesized in one more App (the provider is already loaded), and checkov
+    started on them at once, on the other core."""
+
+    outdir: Path
+    environments: dict[str, Environment]
+    checkov: subprocess.Popen[str] | None = None
+
+
 @pytest.fixture(scope="session")
-def variants(tmp_path_factory: pytest.TempPathFactory, environments: dict[str, Environment],
-             synth: Synth) -> dict[str, dict[str, Any]]:
-    """Stacks for the examples, synthesized together in one more App (the provider is already loaded)."""
+def examples(tmp_path_factory: pytest.TempPathFactory, synth: Synth) -> Iterator[Examples]:
+    from obiam import checkov_gate
     from stacks.app import synthesize
 
-    chosen = list(load_examples().values())
+    chosen = load_examples()
     outdir = tmp_path_factory.mktemp("variants") / "cdktf.out"
-    synthesize(chosen, outdir)
-    return {name: json.loads((outdir / "stacks" / name / "cdk.tf.json").read_text()) for name in VARIANTS}
+    synthesize(list(chosen.values()), outdir)
+    result = Examples(outdir, chosen)
+    result.checkov = checkov_gate.start({n: outdir / "stacks" / n / "cdk.tf.json" for n in chosen},
+                                        tmp_path_factory.mktemp("checkov-examples"))
+    yield result
+    if result.checkov.poll() is None:
+        result.checkov.kill()
+        result.checkov.communicate()
+
+
+@pytest.fixture(scope="session")
+def variants(examples: Examples) -> dict[str, dict[str, Any]]:
+    """The examples' synthesized stacks, by name."""
+    return {name: json.loads((examples.outdir / "stacks" / name / "cdk.tf.json").read_text()) for name in VARIANTS}
 
 
 @pytest.fixture(scope="session")
