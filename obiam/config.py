@@ -336,7 +336,9 @@ class DatabaseConfig(Model):
     backup_retention_period: Annotated[int, Field(ge=1, le=35)] = 14
     performance_insights: bool = True
     monitoring_interval: Literal[0, 1, 5, 10, 15, 30, 60] = 60
-    # IS 5.11 ships the H2 driver only: every engine's JDBC driver jar comes from S3.
+    # IS 5.11 ships the H2 driver only: the engine's driver comes in the pack (`obiam pack build
+    # --jdbc-driver`; the node refuses to boot without it). Only for a pack without it: a jar in S3,
+    # which the node adds to the pack's components/lib.
     jdbc_driver_s3_uri: Annotated[str, s3_uri("s3://<bucket>/<key>.jar")] | None = None
     # MySQL and PostgreSQL only: what RDS does when the major leaves standard support. Extended
     # Support keeps the version (billed per vCPU-hour); disabled means RDS upgrades the major itself.
@@ -358,11 +360,7 @@ class DatabaseConfig(Model):
         if self.max_allocated_storage < self.allocated_storage:
             problems.append((("max_allocated_storage",), self.max_allocated_storage,
                              f"must be at least allocated_storage ({self.allocated_storage})"))
-        if self.jdbc_driver_s3_uri is None:
-            problems.append((("jdbc_driver_s3_uri",), None,
-                             f"required for {self.engine}: WSO2 IS 5.11 ships only the H2 JDBC driver, so the "
-                             f"nodes need the {self.engine} driver jar (for MySQL 8: Connector/J 8.x)"))
-        elif self.jdbc_driver_s3_uri is not None and not self.jdbc_driver_s3_uri.endswith(".jar"):
+        if self.jdbc_driver_s3_uri is not None and not self.jdbc_driver_s3_uri.endswith(".jar"):
             problems.append((("jdbc_driver_s3_uri",), self.jdbc_driver_s3_uri, "allowed: a .jar object"))
         problems.extend(self._lifecycle_problems(engine))
         if problems:

@@ -240,13 +240,22 @@ def test_ephemeral_environments_switch_every_protection_off() -> None:
                for line in found), found
 
 
-def test_every_engine_needs_its_jdbc_driver_from_s3() -> None:
+def test_every_engines_jdbc_driver_reaches_the_node_from_the_pack_or_s3() -> None:
     """IS 5.11 ships H2's driver only: wso2/product-is v5.11.0 LICENSE.txt lists h2-1.4.199 and no
-    MySQL or PostgreSQL connector; OB 3.0 "Setting up databases" step 3 adds the DBMS driver."""
-    for engine in ("mysql", "postgres"):
-        found = problems(with_values(database={"engine": engine, "jdbc_driver_s3_uri": None}))
-        assert any(line.startswith(f"environments/prod.yaml: database.jdbc_driver_s3_uri: required for {engine}: "
-                                   "WSO2 IS 5.11 ships only the H2 JDBC driver") for line in found), found
+    MySQL or PostgreSQL connector; OB 3.0 "Setting up databases" step 3 adds the DBMS driver. The pack
+    `obiam pack build` makes carries it (`--jdbc-driver`, checked by `obiam pack verify --engine`), so the
+    S3 jar is optional; the node's boot script refuses a components/lib without the engine's driver class."""
+    from obiam import bootstrap
+    from obiam.environments import parse_environment
+
+    for engine, driver_class in (("mysql", "com/mysql/cj/jdbc/Driver.class"),
+                                 ("postgres", "org/postgresql/Driver.class")):
+        data = with_values(tier="staging", database={"engine": engine, "jdbc_driver_s3_uri": None})
+        environment = parse_environment("staging", data, "environments/staging.yaml")  # no driver URI: valid
+        script = bootstrap.render_user_data(bootstrap.settings_for(environment))
+        assert f"grep -xF '{driver_class}'" in script
+        assert 'no jar in $lib has' in script
+        assert "[[ -z $JDBC_DRIVER_S3_URI ]] || aws s3 cp" in script
 
 
 def test_ldaps_is_refused_until_the_nodes_can_trust_and_resolve_the_directory() -> None:

@@ -152,7 +152,8 @@ def test_postgres_environment_gets_its_family_tls_and_jdbc_url(variants: dict[st
     identity = deployment_overlay(stack)["database"]["identity_db"]
     assert identity["url"].startswith("jdbc:postgresql://@OBIAM_DB_HOST@:@OBIAM_DB_PORT@/openbank_apimgtdb?")
     assert identity["driver"] == "org.postgresql.Driver"
-    assert 'readonly JDBC_DRIVER_S3_URI="s3://example-bank-wso2/drivers/postgresql-42.7.4.jar"' in user_data(stack)
+    # The pack brings PostgreSQL's driver; the node refuses to boot without its class in components/lib.
+    assert "grep -xF 'org/postgresql/Driver.class'" in user_data(stack)
 
 
 def test_db_accepts_its_port_from_the_nodes_only(stack: dict[str, Any]) -> None:

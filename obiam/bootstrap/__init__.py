@@ -95,6 +95,8 @@ class BootstrapSettings:
     databases: tuple[RenderedDatabase, ...]
     app_db_user: str
     jdbc_driver: str
+    # The driver's class inside its jar, which the node looks for in the pack's components/lib.
+    jdbc_driver_class_file: str
     validation_query: str
     pool_max_active: int
     schema_engine: str | None
@@ -184,7 +186,7 @@ def settings_for(environment: Environment) -> BootstrapSettings:
         datasources=tuple((ds_id, database(d)) for ds_id, d in wso2.toml_datasources(product)),
         databases=tuple(database(d) for d in product.databases),
         app_db_user=wso2.APPLICATION_DB_USER,
-        jdbc_driver=jdbc.driver,
+        jdbc_driver=jdbc.driver, jdbc_driver_class_file=jdbc.driver.replace('.', '/') + ".class",
         validation_query=jdbc.validation_query,
         # OB 3.0 "Setting up databases": 150 connections, 300 on SQL Server.
         pool_max_active=jdbc.pool_max_active,
