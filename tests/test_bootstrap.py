@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from conftest import Synth
+from conftest import Synth, load_repo_environments
 from obiam import bootstrap
 from tfjson import deployment_overlay, embedded_files, only, resources, user_data
 
@@ -232,3 +232,32 @@ def test_no_pipeline_stops_reading_early_under_pipefail(stack: dict[str, Any]) -
         if line.lstrip().startswith("#"):
             continue
         assert not re.search(r"\|\s*(head|grep -q)\b", line), line
+
+
+def test_the_shipped_config_tool_is_the_same_program_for_the_nodes_python() -> None:
+    """The user data carries obiam_config.py without comments and docstrings (obiam/bootstrap/shipping.py):
+    its syntax tree is the source's, docstrings aside, and it parses as Python 3.9, Amazon Linux 2023's
+    /usr/bin/python3 (AL2023 User Guide, "Python in AL2023"). The boot rehearsal runs the shipped one."""
+    import ast
+
+    from obiam.bootstrap import CONFIG_TOOL, CONFIG_TOOL_PATH, node_files, settings_for, shipping
+
+    source = CONFIG_TOOL.read_text(encoding="utf-8")
+    shipped = node_files(settings_for(load_repo_environments()["prod"]))[CONFIG_TOOL_PATH]
+    assert shipped == shipping.without_comments(source) and len(shipped) < len(source) * 0.85
+    assert "#" not in "".join(line.split('"')[0] for line in shipped.splitlines())  # no comment survives
+    ast.parse(shipped, feature_version=(3, 9))
+
+    def without_docstrings(tree: ast.AST) -> str:
+        for node in ast.walk(tree):
+            body = getattr(node, "body", None)
+            if (isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
+                    and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)):
+                node.body = body[1:] or [ast.Pass()]  # type: ignore[attr-defined]
+        return ast.dump(tree, include_attributes=False)
+
+    shipped_tree, source_tree = ast.parse(shipped), ast.parse(source)
+    for tree in (shipped_tree, source_tree):  # the module docstring is cut to its first line: compare without it
+        assert isinstance(tree.body[0], ast.Expr)
+        tree.body = tree.body[1:]
+    assert without_docstrings(shipped_tree) == without_docstrings(source_tree)

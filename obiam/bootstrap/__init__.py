@@ -22,6 +22,7 @@ from pathlib import Path
 import jinja2
 
 from obiam import database_engines, wso2
+from obiam.bootstrap import shipping
 from obiam.config import jdk_major
 from obiam.environments import Environment
 from obiam.naming import CLUSTER_TAG_KEY, Names
@@ -262,7 +263,7 @@ CONFIG_TOOL_PATH = "/opt/obiam/lib/obiam_config.py"
 def node_files(settings: BootstrapSettings) -> dict[str, str]:
     """Every file the boot script writes, by path on the node, as it writes it."""
     files = {path: render(template, settings) for path, template in NODE_FILES.items()}
-    files[CONFIG_TOOL_PATH] = CONFIG_TOOL.read_text(encoding="utf-8")
+    files[CONFIG_TOOL_PATH] = shipping.without_comments(CONFIG_TOOL.read_text(encoding="utf-8"))
     return files
 
 
