@@ -27,7 +27,7 @@ EPHEMERAL_TEMPLATE = "ephemeral"
 # Names end up in ALB and target-group names (32 characters at most) after "obiam-".
 # A list of 10,000 wrong values is reported by its first problems, not 10,000 lines.
 MAX_PROBLEMS_PER_FILE = 25
-_ENV_NAME = re.compile(r"^[a-z](?:[a-z0-9-]{0,18}[a-z0-9])$")
+ENVIRONMENT_NAME = _ENV_NAME = re.compile(r"^[a-z](?:[a-z0-9-]{0,18}[a-z0-9])$")
 
 
 class ConfigError(Exception):

@@ -798,3 +798,10 @@ def test_preflight_refuses_a_branch_vpc_range_another_live_branch_uses(mocked: A
                                                    "environment first")
     ec2.create_tags(Resources=[vpc], Tags=[{"Key": "Environment", "Value": mine.name}])  # its own VPC, redeployed
     assert next(c for c in preflight(mocked, mine, REGION) if c.name == "branch network").passed
+
+
+@pytest.mark.parametrize("name", ["../prod", "prod/../../etc", "/tmp/x", "PROD"])
+def test_env_is_a_name_never_a_path(name: str) -> None:
+    result = CliRunner().invoke(app, ["preflight", "--env", name])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"--env '{name}': allowed: an environment name" in result.output

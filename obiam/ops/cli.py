@@ -20,7 +20,7 @@ import typer
 
 from obiam import ephemeral, node_config
 from obiam.config import EphemeralConfig
-from obiam.environments import EPHEMERAL_TEMPLATE, ConfigError, Environment, load_environment
+from obiam.environments import ENVIRONMENT_NAME, EPHEMERAL_TEMPLATE, ConfigError, Environment, load_environment
 from obiam.naming import Names
 from obiam.ops import aws, pack_s3, reap, restore
 from obiam.ops.ami import latest_lines
@@ -32,6 +32,7 @@ from obiam.ops.verify import verify
 from obiam.pack import PackError, file_sha256
 from obiam.pack.build import build as build_pack
 from obiam.pack.verify import verify_pack
+from obiam.safe_yaml import show
 
 EnvOption = Annotated[str, typer.Option("--env", help="environment name (environments/<name>.yaml)")]
 BranchOption = Annotated[str | None, typer.Option(help="for a per-branch environment: its branch (uses "
@@ -63,6 +64,10 @@ def _environment(name: str, branch: str | None, directory: Path) -> Environment:
         return ephemeral.from_template(template, branch, reap.now())
     if name.startswith("eph-"):
         raise ConfigError([f"{name} is a per-branch environment: pass --branch <branch> instead of --env"])
+    if not ENVIRONMENT_NAME.match(name):
+        # A name, never a path: `--env ../x` would read a file outside the environments directory.
+        raise ConfigError([f"--env {show(name)}: allowed: an environment name (2-20 lower-case letters, digits and "
+                           f"-, starting with a letter), the stem of a file in {directory}"])
     return load_environment(directory / f"{name}.yaml", Path.cwd())
 
 
