@@ -17,11 +17,11 @@ ACM_ARN = re.compile(
     r"^arn:aws(-cn|-us-gov)?:acm:(?P<region>[a-z]{2}(-gov)?-[a-z]+-\d):(?P<account>\d{12}):certificate/"
     r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 )
-# Keys limited to S3's "safe characters": the URI ends up inside the node's boot script.
 ACCOUNT_ID = re.compile(r"^\d{12}$")
 KMS_KEY_ARN = re.compile(r"^arn:aws(-cn|-us-gov)?:kms:[a-z0-9-]+:\d{12}:key/[0-9a-f-]{36}$")
 HOSTED_ZONE_ID = re.compile(r"^Z[A-Z0-9]{1,31}$")
 ROLE_ARN = re.compile(r"^arn:aws(-cn|-us-gov)?:iam::(?P<account>\d{12}):role/[A-Za-z0-9+=,.@_/-]{1,512}$")
+# Keys limited to S3's "safe characters": the URI ends up inside the node's boot script.
 S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>[A-Za-z0-9!_.*'()/+=-]+)$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")

@@ -27,7 +27,7 @@ EPHEMERAL_TEMPLATE = "ephemeral"
 # Names end up in ALB and target-group names (32 characters at most) after "obiam-".
 # A list of 10,000 wrong values is reported by its first problems, not 10,000 lines.
 MAX_PROBLEMS_PER_FILE = 25
-ENVIRONMENT_NAME = _ENV_NAME = re.compile(r"^[a-z](?:[a-z0-9-]{0,18}[a-z0-9])$")
+ENVIRONMENT_NAME = re.compile(r"^[a-z](?:[a-z0-9-]{0,18}[a-z0-9])$")
 
 
 class ConfigError(Exception):
@@ -74,7 +74,7 @@ def read_yaml(path: Path, source: str) -> dict[str, Any]:
 def parse_environment(name: str, data: dict[str, Any], source: str, *, branch: str | None = None,
                       expires_at: str | None = None) -> Environment:
     """Validates already-parsed data; raises ConfigError listing every problem."""
-    if not isinstance(name, str) or not _ENV_NAME.match(name):
+    if not isinstance(name, str) or not ENVIRONMENT_NAME.match(name):
         raise ConfigError([f"{source}: environment name {show(name)}: allowed: 2-20 characters, lower-case letters, "
                            "digits and -, starting with a letter (it becomes part of AWS resource names)"])
     try:

@@ -9,13 +9,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from obiam import ephemeral
-from obiam.environments import _ENV_NAME
+from obiam.environments import ENVIRONMENT_NAME
 
 
 @given(st.text(min_size=1, max_size=200).filter(str.strip))
 def test_any_branch_gives_a_valid_environment_name(branch: str) -> None:
     name = ephemeral.stack_name(branch)
-    assert _ENV_NAME.match(name), name
+    assert ENVIRONMENT_NAME.match(name), name
     assert len(name) <= 20
     assert ephemeral.stack_name(branch) == name
 
