@@ -10,7 +10,7 @@ to the JSON input (hashicorp/terraform-provider-aws, internal/service/lambda/inv
 buildInput; the action values in internal/service/lambda/consts.go). `prev_input` is the
 previous input on update, null on create, and the current input on delete.
 
-Runs in AWS Lambda (Python 3.11 runtime: standard library, the runtime's boto3, and PyMySQL
+Runs in AWS Lambda (Python 3.12 runtime: standard library, the runtime's boto3, and PyMySQL
 vendored into the package by obiam.lambda_package.branch_databases). The event:
     {"databases": ["eph_login_abc123_identity", ...], "user": "eph_login_abc123",
      "password_secret_arn": "arn:aws:secretsmanager:...", "tf": {...}}

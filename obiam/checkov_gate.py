@@ -176,13 +176,14 @@ def report_lines(result: GateResult) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from obiam.environments import ConfigError, load_all
+    from obiam.environments import ConfigError, load_catalog
 
     parser = argparse.ArgumentParser(prog="python -m obiam.checkov_gate", description=__doc__.splitlines()[0])
     parser.add_argument("--outdir", type=Path, default=Path("cdktf.out"))
     args = parser.parse_args(argv)
     try:
-        tiers = {e.name: e.config.tier for e in load_all(ROOT / "environments", ROOT)}
+        catalog = load_catalog(ROOT / "environments", ROOT)
+        tiers = {e.name: e.config.tier for e in catalog.environments} | {b.name: b.config.tier for b in catalog.bases}
         stacks = {p.parent.name: p for p in sorted(args.outdir.glob("stacks/*/cdk.tf.json"))}
         if not stacks:
             raise GateError(f"no stacks under {args.outdir}; run `make synth` first")

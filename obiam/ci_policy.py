@@ -27,7 +27,7 @@ from typing import Annotated, Any
 
 import typer
 
-from obiam.environments import ConfigError, Environment, load_environment
+from obiam.environments import BranchBase, ConfigError, Deployable, load_file
 from obiam.naming import Names
 from obiam.plan_artifact import plan_key_prefix
 
@@ -54,7 +54,7 @@ class PolicyError(Exception):
     """The environment or its synthesized stack cannot be read."""
 
 
-def account_id(environment: Environment) -> str:
+def account_id(environment: Deployable) -> str:
     """The environment's AWS account (`account.id`, the one the provider accepts)."""
     return environment.config.account.id
 
@@ -73,7 +73,7 @@ def services(stack: dict[str, Any]) -> list[str]:
     return sorted(found)
 
 
-def _state(environment: Environment, write: bool) -> list[dict[str, Any]]:
+def _state(environment: Deployable, write: bool) -> list[dict[str, Any]]:
     state = environment.config.state
     key = Names(environment.name).state_key(state.key_prefix)
     bucket = f"arn:aws:s3:::{state.bucket}"
@@ -109,7 +109,7 @@ def _state(environment: Environment, write: bool) -> list[dict[str, Any]]:
     return statements
 
 
-def plan_policy(environment: Environment, stack: dict[str, Any]) -> dict[str, Any]:
+def plan_policy(environment: Deployable, stack: dict[str, Any]) -> dict[str, Any]:
     account, region = account_id(environment), environment.config.region
     own_secrets = f"arn:aws:secretsmanager:{region}:{account}:secret:obiam/{environment.name}/*"
     reads = [f"{s}:{verb}*" for s in services(stack) for verb in ("Describe", "List", "Get")]
@@ -131,7 +131,7 @@ def plan_policy(environment: Environment, stack: dict[str, Any]) -> dict[str, An
     ]}
 
 
-def stack_regions(environment: Environment, stack: dict[str, Any]) -> list[str]:
+def stack_regions(environment: Deployable, stack: dict[str, Any]) -> list[str]:
     """The environment's region plus any a resource names itself (provider 6's per-resource `region`,
     e.g. the backup copy vault in a second region)."""
     named = {resource["region"] for resources in (stack.get("resource") or {}).values()
@@ -139,7 +139,7 @@ def stack_regions(environment: Environment, stack: dict[str, Any]) -> list[str]:
     return sorted({environment.config.region, *named})
 
 
-def deploy_policy(environment: Environment, stack: dict[str, Any]) -> dict[str, Any]:
+def deploy_policy(environment: Deployable, stack: dict[str, Any]) -> dict[str, Any]:
     account = account_id(environment)
     regions = stack_regions(environment, stack)
     # Route 53 is global (its requests carry us-east-1): its own statement, limited to the zone.
@@ -168,7 +168,9 @@ def deploy_policy(environment: Environment, stack: dict[str, Any]) -> dict[str, 
     ]}
 
 
-def _dns_statements(environment: Environment) -> list[dict[str, Any]]:
+def _dns_statements(environment: Deployable) -> list[dict[str, Any]]:
+    if isinstance(environment, BranchBase):
+        return []
     zone = environment.config.load_balancer.hosted_zone_id
     if zone is None:
         return []
@@ -191,7 +193,7 @@ def trust_policy(account: str, repository: str, *github_environments: str) -> di
                 f"repo:{repository}:environment:{e}" for e in github_environments]}}}]}
 
 
-def github_environments(environment: Environment) -> tuple[str, str, str]:
+def github_environments(environment: Deployable) -> tuple[str, str, str]:
     """(plan, PR plan, deploy) GitHub environments of a stack; prod deploys through `production`.
     `<env>-plan` admits only `main` (deployment branch rule); `<env>-pr-plan` runs a pull request's
     code and, for production, waits for a required reviewer before it gets any credential."""
@@ -199,7 +201,7 @@ def github_environments(environment: Environment) -> tuple[str, str, str]:
     return f"{deploy}-plan", f"{deploy}-pr-plan", deploy
 
 
-def policies(environment: Environment, stack: dict[str, Any], repository: str) -> dict[str, Any]:
+def policies(environment: Deployable, stack: dict[str, Any], repository: str) -> dict[str, Any]:
     account = account_id(environment)
     plan_env, pr_plan_env, deploy_env = github_environments(environment)
     return {
@@ -220,7 +222,8 @@ def ci_policy_command(env: Annotated[str, typer.Option("--env", help="environmen
     """Print the plan and deploy roles of one environment: trust and permission policies (JSON)."""
     stack_path = outdir / "stacks" / env / "cdk.tf.json"
     try:
-        environment = load_environment(environments_dir / f"{env}.yaml", Path.cwd())
+        # An environment or a branch base: each stack has its own plan and deploy roles.
+        environment = load_file(environments_dir / f"{env}.yaml", Path.cwd())
         try:
             stack = json.loads(stack_path.read_text(encoding="utf-8"))
         except FileNotFoundError:

@@ -37,6 +37,7 @@ from obiam.config_values import (
     DB_CLASS,
     DOMAIN,
     DYNAMODB_TABLE,
+    ENVIRONMENT_NAME,
     HOSTED_ZONE_ID,
     HOSTNAME,
     JDK,
@@ -571,12 +572,20 @@ class EphemeralConfig(Model):
     # Each branch environment gets its own /20 of this range (by a hash of the branch), so no two share
     # a CIDR by design; `obiam preflight --branch` refuses one that collides with a live branch's VPC.
     vpc_cidr_pool: Annotated[str, AfterValidator(valid_vpc_cidr_pool)] | None = None
+    # The branch base (environments/<base>.yaml, `kind: branch-base`) the branch environments stand
+    # on: its VPC, directory and database server. Unset: every branch builds all of it itself.
+    base: Annotated[str, check(ENVIRONMENT_NAME, "the name of a branch-base file in environments/, such as "
+                                                 "ephemeral-base")] | None = None
 
     @model_validator(mode="after")
     def _lifetime_covers_one_ttl(self) -> EphemeralConfig:
         if self.max_lifetime_hours < self.ttl_hours:
             raise RuleViolations([(("max_lifetime_hours",), self.max_lifetime_hours,
                                    f"allowed: at least ttl_hours ({self.ttl_hours})")])
+        if self.base is not None and self.vpc_cidr_pool is not None:
+            raise RuleViolations([(("vpc_cidr_pool",), self.vpc_cidr_pool,
+                                   f"branch environments on the base {self.base} live in its VPC and have no range "
+                                   "of their own; remove vpc_cidr_pool (or ephemeral.base)")])
         return self
 
 
@@ -677,21 +686,9 @@ class EnvironmentConfig(Model):
             problems.append((("load_balancer", "certificate_arn"), self.load_balancer.certificate_arn,
                              f"an ALB can only use an ACM certificate of its own account ({self.account.id}, "
                              "account.id)"))
-        zones = self.availability_zones
-        if zones is not None:
-            if len(zones) != self.availability_zone_count or len(set(zones)) != len(zones):
-                problems.append((("availability_zones",), zones,
-                                 f"allowed: {self.availability_zone_count} distinct zone names "
-                                 "(availability_zone_count)"))
-            elif any(not zone.startswith(self.region) for zone in zones):
-                problems.append((("availability_zones",), zones, f"allowed: zones of {self.region} only"))
-        existing = self.network.existing_vpc
-        for field in ("public_subnet_ids", "app_subnet_ids", "data_subnet_ids") if existing else ():
-            ids = getattr(existing, field)
-            if len(ids) != self.availability_zone_count or len(set(ids)) != len(ids):
-                problems.append((("network", "existing_vpc", field), ids,
-                                 f"allowed: {self.availability_zone_count} distinct subnet ids, one per AZ "
-                                 "(availability_zone_count)"))
+        problems.extend(zone_problems(self.availability_zones, self.availability_zone_count, self.region))
+        if self.network.existing_vpc is not None:
+            problems.extend(subnet_count_problems(self.network.existing_vpc, self.availability_zone_count))
         return problems
 
     def _tier_problems(self) -> list[Violation]:
@@ -825,3 +822,82 @@ class EnvironmentConfig(Model):
     @property
     def state_region(self) -> str:
         return self.state.region or self.region
+
+
+class BranchBaseConfig(Model):
+    """`environments/<name>.yaml` with `kind: branch-base`: what every per-branch environment of one
+    account stands on, deployed once as its own stack. It holds what is slow to create (a Managed AD
+    takes the better part of an hour, a Multi-AZ database tens of minutes) and safe to share: the VPC,
+    the directory and one database server. Each branch brings its own nodes, load balancer, file
+    system, keys and secrets, and gets its own databases, database user and directory accounts on the
+    shared servers (README, "Per-branch environments")."""
+
+    kind: Literal["branch-base"]
+    account: AccountConfig
+    region: Region = "eu-west-2"
+    availability_zone_count: Annotated[int, Field(ge=2, le=6)] = 2
+    availability_zones: list[Annotated[str, Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d[a-z]$")]] | None = None
+    network: NetworkConfig = NetworkConfig()
+    database: DatabaseConfig
+    directory: DirectoryConfig = DirectoryConfig()
+    tags: TagsConfig
+    state: RemoteStateConfig
+    data_protection: DataProtectionConfig = DataProtectionConfig()
+    observability: ObservabilityConfig = ObservabilityConfig()
+
+    @model_validator(mode="after")
+    def _base_rules(self) -> BranchBaseConfig:
+        problems = zone_problems(self.availability_zones, self.availability_zone_count, self.region)
+        if self.network.existing_vpc is not None:
+            problems.extend(subnet_count_problems(self.network.existing_vpc, self.availability_zone_count))
+        if self.directory.type != "MicrosoftAD":
+            problems.append((("directory", "type"), self.directory.type,
+                             "a branch base uses MicrosoftAD: each branch gets its own directory accounts through "
+                             "the Directory Service Data API, which Simple AD does not offer"))
+        if self.database.engine not in BRANCH_BASE_ENGINES:
+            problems.append((("database", "engine"), self.database.engine,
+                             "the function that creates and drops each branch's databases speaks "
+                             f"{', '.join(BRANCH_BASE_ENGINES)} only; allowed: {', '.join(BRANCH_BASE_ENGINES)}"))
+        if problems:
+            raise RuleViolations(problems)
+        return self
+
+    @property
+    def zone_names(self) -> list[str]:
+        return self.availability_zones or [self.region + letter for letter in "abcdef"[:self.availability_zone_count]]
+
+    @property
+    def state_region(self) -> str:
+        return self.state.region or self.region
+
+    @property
+    def tier(self) -> str:
+        """The tier of the environments it serves (what the security gate's per-tier skips go by)."""
+        return "ephemeral"
+
+
+# Engines the branch-databases function (obiam/branch_databases_function.py) has a client for.
+BRANCH_BASE_ENGINES = ("mysql",)
+# What a branch environment takes from its base instead of its own file.
+FROM_BRANCH_BASE = ("availability_zone_count", "availability_zones", "network", "database", "directory")
+
+
+def zone_problems(zones: list[str] | None, count: int, region: str) -> list[Violation]:
+    if zones is None:
+        return []
+    if len(zones) != count or len(set(zones)) != len(zones):
+        return [(("availability_zones",), zones,
+                 f"allowed: {count} distinct zone names (availability_zone_count)")]
+    if any(not zone.startswith(region) for zone in zones):
+        return [(("availability_zones",), zones, f"allowed: zones of {region} only")]
+    return []
+
+
+def subnet_count_problems(existing: ExistingVpc, count: int) -> list[Violation]:
+    problems: list[Violation] = []
+    for field in ("public_subnet_ids", "app_subnet_ids", "data_subnet_ids"):
+        ids = getattr(existing, field)
+        if len(ids) != count or len(set(ids)) != len(ids):
+            problems.append((("network", "existing_vpc", field), ids,
+                             f"allowed: {count} distinct subnet ids, one per AZ (availability_zone_count)"))
+    return problems

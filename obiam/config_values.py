@@ -36,6 +36,8 @@ BUCKET_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 BUCKET_ALLOWED = ("an S3 bucket name: 3-63 lower-case letters, digits, . and -, starting and ending with a letter or "
                   "digit, no .., not an IP address, none of S3's reserved prefixes and suffixes")
+# Names end up in ALB and target-group names (32 characters at most) after "obiam-".
+ENVIRONMENT_NAME = re.compile(r"^[a-z](?:[a-z0-9-]{0,18}[a-z0-9])$")
 HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 AMI_ID = re.compile(r"^ami-[0-9a-f]{8}([0-9a-f]{9})?$")
 VPC_ID = re.compile(r"^vpc-[0-9a-f]{8}([0-9a-f]{9})?$")

@@ -19,6 +19,9 @@ AD"). A reset also enables a disabled user, so an account someone disabled heals
 
 The event (built by constructs/wso2_on_aws/directory_accounts.py):
     {"directory_id": "d-...", "accounts": [{"username": "...", "secret_arn": "...", "create": true}]}
+A branch environment on a shared directory invokes it through Terraform with lifecycle_scope
+CRUD, which adds {"tf": {"action": "create" | "update" | "delete", ...}}: on "delete" it deletes
+the accounts it created (ds-data DeleteUser) and renews nothing.
 It never logs or returns a password.
 """
 
@@ -43,9 +46,13 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 def _run(event: dict[str, Any], clients: Any, sleep: Any = time.sleep) -> dict[str, Any]:
-    """Create missing accounts, then renew every account's password; returns what it did."""
+    """Create missing accounts, then renew every account's password; returns what it did. Invoked
+    by a destroy (`tf.action` "delete", a branch environment on a shared directory), delete the
+    accounts it created instead."""
     directory_id = event["directory_id"]
     accounts = event["accounts"]
+    if (event.get("tf") or {}).get("action") == "delete":
+        return _delete(clients.ds_data, directory_id, [a["username"] for a in accounts if a["create"]])
     created: list[str] = []
     if any(account["create"] for account in accounts):
         _ensure_data_access(clients.ds, directory_id, sleep)
@@ -98,6 +105,19 @@ def _ensure_user(ds_data: Any, directory_id: str, username: str) -> bool:
     ds_data.create_user(DirectoryId=directory_id, SAMAccountName=username,
                         Surname="Service", GivenName=username, ClientToken=f"obiam-{directory_id}-{username}"[:128])
     return True
+
+
+def _delete(ds_data: Any, directory_id: str, usernames: list[str]) -> dict[str, Any]:
+    """Deletes the accounts this toolkit created; one already gone counts as deleted, so a retried
+    destroy succeeds. Never the directory's own admin (it is not `create`)."""
+    deleted = []
+    for username in usernames:
+        try:
+            ds_data.delete_user(DirectoryId=directory_id, SAMAccountName=username)
+            deleted.append(username)
+        except ds_data.exceptions.ResourceNotFoundException:
+            pass
+    return {"directory_id": directory_id, "deleted": deleted}
 
 
 def _password(secretsmanager: Any, secret_arn: str, username: str) -> str:

@@ -8,6 +8,7 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
+from obiam.branch_scope import BRANCH_ENVIRONMENT_PREFIX
 from obiam.config_values import BRANCH_VPC_PREFIX
 from obiam.environments import ConfigError, Environment, parse_environment
 from obiam.naming import TAG_VALUE_ALLOWED, tag_value_problem
@@ -20,7 +21,7 @@ CREATED_AT_VARIABLE = "OBIAM_EPHEMERAL_CREATED_AT"
 # ephemeral.max_lifetime_hours.
 OPENED_AT_VARIABLE = "OBIAM_EPHEMERAL_OPENED_AT"
 
-_PREFIX = "eph-"
+_PREFIX = BRANCH_ENVIRONMENT_PREFIX
 _SLUG_LENGTH = 9  # "eph-" + 9 + "-" + 6 = 20, the longest environment name
 # Creation times the app accepts: Unix time 0 up to a time whose expiry (at most 14 days later,
 # ephemeral.ttl_hours) still fits Python's and Terraform's four-digit years.
@@ -137,7 +138,7 @@ def from_template(template: Environment, branch: str, created_at: datetime,
     if settings is not None and settings.vpc_cidr_pool and template.config.network.existing_vpc is None:
         data["network"]["vpc_cidr"] = branch_vpc_cidr(settings.vpc_cidr_pool, branch)
     return parse_environment(name, data, template.source, branch=branch,
-                             expires_at=expires.strftime("%Y-%m-%dT%H:%M:%SZ"))
+                             expires_at=expires.strftime("%Y-%m-%dT%H:%M:%SZ"), base=template.base)
 
 
 def branch_vpc_cidr(pool: str, branch: str) -> str:

@@ -120,6 +120,11 @@ class Names:
         return f"{self.prefix}-directory-accounts"
 
     @property
+    def branch_databases_function(self) -> str:
+        """A branch base's function that creates and drops each branch's databases."""
+        return f"{self.prefix}-branch-databases"
+
+    @property
     def wso2_db_secret(self) -> str:
         return f"obiam/{self.environment}/wso2-database-user"
 
@@ -173,6 +178,11 @@ class Names:
 
     def state_key(self, key_prefix: str) -> str:
         return f"{key_prefix}/{self.environment}/terraform.tfstate"
+
+
+def published_parameter(base_name: str) -> str:
+    """The SSM parameter a branch base publishes its outputs in (stacks/branch_base_stack.py)."""
+    return f"/obiam/{base_name}/branch-base"
 
 
 def default_tags(*, environment: str, owner: str, cost_center: str, extra: Mapping[str, str],

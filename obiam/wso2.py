@@ -64,13 +64,14 @@ BIND_ACCOUNT = "obiam-wso2-bind"
 SUPER_ADMIN_ACCOUNT = "obiam-wso2-admin"
 
 
-def directory_accounts(directory_type: str, domain: str) -> DirectoryAccounts:
+def directory_accounts(directory_type: str, domain: str, bind_account: str = BIND_ACCOUNT,
+                       super_admin_account: str = SUPER_ADMIN_ACCOUNT) -> DirectoryAccounts:
     """Managed Microsoft AD: dedicated accounts (Directory Service Data creates them). Simple AD
     offers no user-management API, so WSO2 binds as and is administered by its Administrator."""
     if directory_type == "MicrosoftAD":
         # AD accepts the implicit user principal name (sAMAccountName@DNS domain) as a simple-bind
         # name, so the bind does not depend on the OU the Data API puts the account in.
-        return DirectoryAccounts("Admin", f"{BIND_ACCOUNT}@{domain}", SUPER_ADMIN_ACCOUNT, dedicated=True)
+        return DirectoryAccounts("Admin", f"{bind_account}@{domain}", super_admin_account, dedicated=True)
     return DirectoryAccounts("Administrator", f"CN=Administrator,CN=Users,{domain_dn(domain)}", "Administrator",
                              dedicated=False)
 

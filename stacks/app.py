@@ -16,7 +16,15 @@ from datetime import datetime
 from pathlib import Path
 
 from obiam import ephemeral, output_directory
-from obiam.environments import EPHEMERAL_TEMPLATE, ConfigError, Environment, load_all
+from obiam.environments import (
+    EPHEMERAL_TEMPLATE,
+    BranchBase,
+    Catalog,
+    ConfigError,
+    Deployable,
+    Environment,
+    load_catalog,
+)
 from obiam.safe_yaml import show
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,21 +41,23 @@ class SynthError(Exception):
     """Synthesis failed for a reason that is not a config problem."""
 
 
-def select(environments: list[Environment], names: Sequence[str], ephemeral_branch: str | None,
-           ephemeral_created_at: datetime | None, opened: datetime | None = None) -> list[Environment]:
-    """The environments to synthesize: all but the ephemeral template, or the named ones.
+def select(catalog: Catalog, names: Sequence[str], ephemeral_branch: str | None,
+           ephemeral_created_at: datetime | None, opened: datetime | None = None) -> list[Deployable]:
+    """The stacks to synthesize: every environment but the ephemeral template and every branch base,
+    or the named ones.
 
     With a branch, the ephemeral template becomes that branch's environment.
     """
-    by_name = {e.name: e for e in environments}
+    everything: list[Deployable] = [*catalog.environments, *catalog.bases]
+    by_name = {e.name: e for e in everything}
     unknown = [n for n in names if n not in by_name or n == EPHEMERAL_TEMPLATE]
     if unknown:
         choices = ", ".join(n for n in by_name if n != EPHEMERAL_TEMPLATE) or "none"
         raise ConfigError([f"unknown environment {show(n)}; environments/ has: {choices}" for n in unknown])
-    chosen = [by_name[n] for n in names] if names else [e for e in environments if e.name != EPHEMERAL_TEMPLATE]
+    chosen = [by_name[n] for n in names] if names else [e for e in by_name.values() if e.name != EPHEMERAL_TEMPLATE]
     if ephemeral_branch:
         template = by_name.get(EPHEMERAL_TEMPLATE)
-        if template is None:
+        if not isinstance(template, Environment):
             raise ConfigError([f"{ephemeral.BRANCH_VARIABLE} is set but environments/{EPHEMERAL_TEMPLATE}.yaml "
                                "does not exist"])
         created = ephemeral_created_at or datetime.now().astimezone()
@@ -73,10 +83,11 @@ def check_output_directory(outdir: Path, protected: Sequence[Path] = ()) -> None
     output_directory.check_replaceable(outdir, "--outdir", OUTPUT_MARKER, protected, also_ours=_CDKTF_OUTPUT_ENTRIES)
 
 
-def synthesize(environments: Sequence[Environment], outdir: Path) -> None:
-    """One App, one stack per environment, written to `outdir` only when all of it succeeded."""
+def synthesize(environments: Sequence[Deployable], outdir: Path) -> None:
+    """One App, one stack per environment or branch base, written to `outdir` only when all of it succeeded."""
     from cdktf import App
 
+    from stacks.branch_base_stack import BranchBaseStack
     from stacks.ob_iam_stack import ObIamStack
 
     check_output_directory(outdir)
@@ -84,7 +95,10 @@ def synthesize(environments: Sequence[Environment], outdir: Path) -> None:
     def fill(staging: Path) -> None:
         app = App(outdir=str(staging))
         for environment in environments:
-            ObIamStack(app, environment)
+            if isinstance(environment, BranchBase):
+                BranchBaseStack(app, environment)
+            else:
+                ObIamStack(app, environment)
         app.synth()
 
     try:
@@ -119,9 +133,15 @@ def _first_paragraph(error: Exception) -> str:
     return text.split("\n\n")[0].strip()
 
 
-def summary_rows(environments: Sequence[Environment], outdir: Path) -> list[tuple[str, ...]]:
+def summary_rows(environments: Sequence[Deployable], outdir: Path) -> list[tuple[str, ...]]:
     rows: list[tuple[str, ...]] = []
     for e in environments:
+        if isinstance(e, BranchBase):
+            b = e.config
+            rows.append((e.name, "branch base", f"{b.region} x{b.availability_zone_count}", "-", "-", "-",
+                         f"{b.database.engine} {b.database.version}", b.directory.type,
+                         (outdir / "stacks" / e.name / "cdk.tf.json").as_posix()))
+            continue
         c = e.config
         rows.append((
             e.name,
@@ -137,7 +157,7 @@ def summary_rows(environments: Sequence[Environment], outdir: Path) -> list[tupl
     return rows
 
 
-def print_summary(environments: Sequence[Environment], outdir: Path) -> None:
+def print_summary(environments: Sequence[Deployable], outdir: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -158,13 +178,13 @@ def _display(path: Path) -> Path:
 
 
 def load_selection(environments_dir: Path, outdir: Path, names: Sequence[str],
-                   environ: Mapping[str, str]) -> list[Environment]:
+                   environ: Mapping[str, str]) -> list[Deployable]:
     """Everything `main` does before it builds a stack: the variables, the output directory, every
     environment file, the selection. Writes nothing; every problem is a ConfigError."""
     branch, created = ephemeral.variables(environ)
     opened = ephemeral.opened_at(environ)
     check_output_directory(outdir, protected=(environments_dir, ROOT))
-    selected = select(load_all(environments_dir, ROOT), names, branch, created, opened)
+    selected = select(load_catalog(environments_dir, ROOT), names, branch, created, opened)
     if not selected:
         raise ConfigError([f"{_display(environments_dir).as_posix()}: nothing to synthesize (only the "
                            f"{EPHEMERAL_TEMPLATE} template, and {ephemeral.BRANCH_VARIABLE} is not set); "

@@ -7,45 +7,60 @@ obiam/wso2.py, and the node's boot script in obiam/bootstrap.
 
 from __future__ import annotations
 
-from cdktf import Aspects, S3Backend, TerraformOutput, TerraformStack, Token
+from dataclasses import dataclass
+
+from cdktf import Aspects, TerraformOutput, TerraformResource, TerraformStack, Token
 from cdktf_cdktf_provider_aws.data_aws_ssm_parameter import DataAwsSsmParameter
-from cdktf_cdktf_provider_aws.provider import (
-    AwsProvider,
-    AwsProviderAssumeRole,
-    AwsProviderDefaultTags,
-    AwsProviderIgnoreTags,
-)
-from cdktf_cdktf_provider_random.provider import RandomProvider
 from constructs import Construct
 
-from obiam import bootstrap, database_engines, directory_service, lambda_package, wso2
+from obiam import bootstrap, branch_scope, lambda_package, wso2
 from obiam.environments import Environment
-from obiam.naming import CLUSTER_TAG_KEY, KEEP_UNTIL_TAG_KEY, Names
+from obiam.naming import CLUSTER_TAG_KEY, Names
+from stacks import foundation
 from stacks.assets import asset_file
+from stacks.branch_base_stack import BranchBaseOutputs
+from stacks.servers import own_database, own_directory, own_network
 from wso2_on_aws.access_log_bucket import AccessLogBucket, AccessLogBucketProps
 from wso2_on_aws.account import AccountContext, account_context
-from wso2_on_aws.alarms import Alarms, AlarmsProps
+from wso2_on_aws.alarms import Alarms, AlarmsProps, DatabaseAlarmsProps, ServiceAlarmsProps
 from wso2_on_aws.artifact_file_system import ArtifactFileSystem, ArtifactFileSystemProps
 from wso2_on_aws.backup import Backup, BackupProps, VaultLockProps
-from wso2_on_aws.database import Database, DatabaseProps
-from wso2_on_aws.directory import Directory, DirectoryProps
+from wso2_on_aws.branch_databases import BranchDatabases, BranchDatabasesProps
+from wso2_on_aws.database import Database
+from wso2_on_aws.directory import Directory
 from wso2_on_aws.directory_accounts import DirectoryAccounts, DirectoryAccountsProps
 from wso2_on_aws.encryption_key import EncryptionKey, EncryptionKeyProps
 from wso2_on_aws.load_balancer import LoadBalancer, LoadBalancerProps, StickinessProps
 from wso2_on_aws.log_groups import EncryptedLogGroups, EncryptedLogGroupsProps
-from wso2_on_aws.network import INTERFACE_ENDPOINTS, ExistingVpcProps, Network, NetworkProps
+from wso2_on_aws.network import Network
 from wso2_on_aws.node_group import NodeGroup, NodeGroupProps, autoscaling_service_role
 from wso2_on_aws.node_secrets import NodeSecrets, NodeSecretsProps
 from wso2_on_aws.protection import StatefulProtection
 from wso2_on_aws.runtime_config import NodeRuntimeConfig, NodeRuntimeConfigProps
+from wso2_on_aws.security import Connections
 from wso2_on_aws.web_application_firewall import WebApplicationFirewall, WebApplicationFirewallProps
 
-# Fully-qualified sources, so Terraform and OpenTofu resolve the same providers. The
-# exact versions come from the prebuilt bindings pinned in pyproject.toml.
-PROVIDER_SOURCES = {"aws": "hashicorp/aws", "random": "hashicorp/random"}
-# S3-native state locking (`use_lockfile`) needs Terraform >= 1.10 or OpenTofu >= 1.10.
-REQUIRED_VERSION = ">= 1.10.0"
 NODE_LOG_KINDS = tuple(kind for kind, _ in bootstrap.LOG_FILES)
+
+
+@dataclass(frozen=True)
+class OwnServers:
+    """The environment's own database server and directory, in the shape of a branch base's
+    (stacks/branch_base_stack.BranchBaseOutputs), so the rest of the stack uses either alike."""
+
+    database: Database
+    db_address: str
+    db_port: str
+    db_connections: Connections
+    directory_id: str
+    directory_dns_ips: list[str]
+    directory_connections: Connections
+    directory_admin_secret_arn: str
+
+    @classmethod
+    def of(cls, database: Database, directory: Directory) -> OwnServers:
+        return cls(database, database.address, Token.as_string(database.port), database.connections,
+                   directory.directory_id, directory.dns_ip_addresses, directory.connections, directory.secret_arn)
 
 
 class ObIamStack(TerraformStack):
@@ -63,34 +78,11 @@ class ObIamStack(TerraformStack):
         account = account_context(self, config.region)
         retention = config.observability.log_retention_days
 
-        # Keys per concern, so that a grant on one (e.g. to CloudWatch Logs) says nothing about the others.
         asg_service_role = autoscaling_service_role(self, "asg-service-role", names.prefix)
-        backup_config = config.backup
-        copy_account = backup_config.copy_account_vault_arn
-        data_key = EncryptionKey(self, "data-key", account, EncryptionKeyProps(
-            alias=names.key_alias("data"), description=f"{names.prefix}: database, artifact file system, secrets",
-            # RDS snapshots keep this key, so a copy to another account needs that account to use it.
-            shared_with_accounts=(copy_account.split(":")[4],) if backup_config.enabled and copy_account else ()))
-        logs_key = EncryptionKey(self, "logs-key", account, EncryptionKeyProps(
-            alias=names.key_alias("logs"), description=f"{names.prefix}: CloudWatch log groups and alarm notifications",
-            allow_cloudwatch_logs=True, allow_services=("cloudwatch.amazonaws.com",)))
-        ebs_key = EncryptionKey(self, "ebs-key", account, EncryptionKeyProps(
-            alias=names.key_alias("ebs"), description=f"{names.prefix}: node root volumes",
-            service_role_arns=(asg_service_role.arn,)))
+        data_key, logs_key, ebs_key = self._keys(account, asg_service_role.arn)
 
-        existing = config.network.existing_vpc
-        network = Network(self, "network", account, NetworkProps(
-            name_prefix=names.prefix, region=config.region, availability_zones=tuple(config.zone_names),
-            vpc_cidr=config.network.cidr, nat_gateway_per_az=config.network.nat_gateways == "per_az",
-            flow_logs=config.network.flow_logs, flow_log_group_name=names.log_group("vpc-flow-logs"),
-            log_retention_days=retention, logs_kms_key_arn=logs_key.arn,
-            prevent_destroy=protection.prevent_destroy,
-            # Simple AD's prerequisites forbid some endpoints in its VPC (obiam/directory_service.py).
-            interface_endpoints=directory_service.endpoints_beside(config.directory.type, INTERFACE_ENDPOINTS),
-            existing=None if existing is None else ExistingVpcProps(
-                vpc_id=existing.vpc_id, public_subnet_ids=tuple(existing.public_subnet_ids),
-                app_subnet_ids=tuple(existing.app_subnet_ids), data_subnet_ids=tuple(existing.data_subnet_ids)),
-        ))
+        base = None if environment.base is None else BranchBaseOutputs(self, "branch-base", environment.base)
+        network = base or own_network(self, account, names, config, logs_key.arn)
 
         lb_config = config.load_balancer
         log_bucket = None
@@ -126,59 +118,53 @@ class ObIamStack(TerraformStack):
         artifacts = ArtifactFileSystem(self, "artifacts", ArtifactFileSystemProps(
             name=names.artifact_file_system, vpc_id=network.vpc_id, subnet_ids=network.data_subnet_ids,
             kms_key_arn=data_key.arn, directories=wso2.ARTIFACT_DIRECTORIES, posix_uid=wso2.WSO2_UID,
-            automatic_backups=not backup_config.enabled))
+            automatic_backups=not config.backup.enabled))
 
         db_config = config.database
-        database = Database(self, "database", account, DatabaseProps(
-            identifier=names.db_instance, vpc_id=network.vpc_id, subnet_ids=network.data_subnet_ids,
-            engine=database_engines.ENGINES[db_config.engine], engine_version=db_config.version,
-            instance_class=db_config.instance_class, allocated_storage=db_config.allocated_storage,
-            max_allocated_storage=db_config.max_allocated_storage,
-            backup_retention_period=db_config.backup_retention_period,
-            kms_key_arn=db_config.restored_kms_key_arn or data_key.arn,
-            performance_insights=db_config.performance_insights, monitoring_interval=db_config.monitoring_interval,
-            logs_kms_key_arn=logs_key.arn, log_retention_days=retention,
-            engine_lifecycle_support=db_config.engine_lifecycle_support,
-            deletion_protection=protection.deletion_protection, final_snapshot=protection.final_snapshot,
-            prevent_destroy=protection.prevent_destroy))
-
-        if backup_config.enabled:
-            self._backup(account, database, artifacts)
+        owned = branch_scope.OWN_SERVERS if environment.base is None else branch_scope.on_branch_base(environment.name)
+        servers: OwnServers | BranchBaseOutputs
+        if base is None:
+            servers = self._own_servers(account, network, data_key.arn, logs_key.arn)
+            if config.backup.enabled:
+                self._backup(account, servers.database, artifacts)
+        else:
+            servers = base
+        database = servers.database if isinstance(servers, OwnServers) else None
 
         dir_config = config.directory
         accounts = wso2.directory_accounts(dir_config.type, dir_config.name)
-        directory = Directory(self, "directory", DirectoryProps(
-            name=dir_config.name, short_name=dir_config.netbios_name, type=dir_config.type,
-            edition=dir_config.effective_edition,
-            size=dir_config.effective_size if dir_config.type == "SimpleAD" else None,
-            vpc_id=network.vpc_id, subnet_ids=network.data_subnet_ids, secret_name=names.directory_secret,
-            admin_username=accounts.directory_admin, kms_key_arn=data_key.arn,
-            log_group_name=names.directory_log_group, log_policy_name=names.directory_log_policy,
-            log_retention_days=retention, logs_kms_key_arn=logs_key.arn,
-            prevent_destroy=protection.prevent_destroy))
-
         accounts_package = lambda_package.directory_accounts()
         directory_accounts = DirectoryAccounts(self, "directory-accounts", account, DirectoryAccountsProps(
-            directory_id=directory.directory_id, directory_type=dir_config.type,
-            admin_username=accounts.directory_admin, admin_secret_arn=directory.secret_arn,
-            bind_account=wso2.BIND_ACCOUNT, super_admin_account=wso2.SUPER_ADMIN_ACCOUNT,
+            directory_id=servers.directory_id, directory_type=dir_config.type,
+            admin_username=accounts.directory_admin,
+            # A branch never reads the shared directory's admin: ds-data and password resets authorize by IAM.
+            admin_secret_arn=servers.directory_admin_secret_arn if isinstance(servers, OwnServers) else None,
+            bind_account=owned.bind_account, super_admin_account=owned.super_admin_account,
             bind_secret_name=names.directory_bind_secret, super_admin_secret_name=names.super_admin_secret,
             function_name=names.directory_accounts_function, log_group_name=names.log_group("directory-accounts"),
             log_retention_days=retention, logs_kms_key_arn=logs_key.arn, secrets_kms_key_arn=data_key.arn,
             package_path=asset_file(accounts_package.file_name, accounts_package.content),
-            package_sha256_base64=accounts_package.source_code_hash, prevent_destroy=protection.prevent_destroy))
+            package_sha256_base64=accounts_package.source_code_hash, prevent_destroy=protection.prevent_destroy,
+            # On the base's shared directory, a branch's accounts are its own to remove.
+            remove_on_destroy=base is not None))
 
         node_secrets = NodeSecrets(self, "node-secrets", NodeSecretsProps(
             database_secret_name=names.wso2_db_secret, node_secret_name=names.node_secret,
-            database_user=wso2.APPLICATION_DB_USER, kms_key_arn=data_key.arn,
+            database_user=owned.database_user, kms_key_arn=data_key.arn,
             replica_regions=(config.backup.copy_region,) if config.backup.enabled and config.backup.copy_region
             else (), prevent_destroy=protection.prevent_destroy))
+        boot_after: list[TerraformResource] = [directory_accounts.provisioned]
+        if base is not None:
+            boot_after.append(self._branch_databases(base, owned, node_secrets))
         runtime = NodeRuntimeConfig(self, "node-runtime", NodeRuntimeConfigProps(
             name=names.runtime_parameter, efs_file_system_id=artifacts.file_system_id,
-            efs_access_points=artifacts.access_point_ids, db_host=database.address,
-            db_port=Token.as_string(database.port), db_secret_arn=database.secret_arn,
+            efs_access_points=artifacts.access_point_ids, db_host=servers.db_address,
+            db_port=servers.db_port,
+            # The credential db-init creates the tables with: the master on an own server; on a base,
+            # the branch's own user (the base's function gave it every right on its databases only).
+            db_secret_arn=database.secret_arn if database else node_secrets.database_secret_arn,
             wso2_db_secret_arn=node_secrets.database_secret_arn, node_secret_arn=node_secrets.node_secret_arn,
-            directory_dns_ips=directory.dns_ip_addresses,
+            directory_dns_ips=servers.directory_dns_ips,
             directory_bind_secret_arn=directory_accounts.bind_secret_arn,
             super_admin_secret_arn=directory_accounts.super_admin_secret_arn,
             kms_key_arn=data_key.arn))
@@ -213,34 +199,55 @@ class ObIamStack(TerraformStack):
             scaling_metric=nodes_config.scaling.metric, scaling_target_value=nodes_config.scaling.target_value,
             scaling_resource_label=f"{load_balancer.arn_suffix}/{load_balancer.target_group_arn_suffix}",
             instance_tags=instance_tags, metadata_http_tokens=nodes_config.metadata_http_tokens,
-            boot_after=[directory_accounts.provisioned], partition=account.partition,
+            boot_after=boot_after, partition=account.partition,
             downloads=(config.product.pack_s3_uri, *filter(None, [db_config.jdbc_driver_s3_uri])),
             metrics_namespace=bootstrap.METRICS_NAMESPACE,
         ))
-        self._wire_nodes(nodes, load_balancer=load_balancer, runtime=runtime, database=database, directory=directory,
+        self._wire_nodes(nodes, load_balancer=load_balancer, runtime=runtime, servers=servers,
                          directory_accounts=directory_accounts, node_secrets=node_secrets, data_key=data_key,
                          artifacts=artifacts, node_logs=node_logs)
 
         Alarms(self, "alarms", AlarmsProps(
             name_prefix=names.prefix, kms_key_arn=logs_key.arn,
-            load_balancer_arn_suffix=load_balancer.arn_suffix,
-            target_group_arn_suffix=load_balancer.target_group_arn_suffix,
-            autoscaling_group_name=names.autoscaling_group, min_healthy_hosts=nodes_config.min_size,
-            db_instance_identifier=names.db_instance, db_allocated_storage_gib=db_config.allocated_storage,
-            efs_file_system_id=artifacts.file_system_id, node_metrics_namespace=bootstrap.METRICS_NAMESPACE,
-            directory_accounts_function_name=directory_accounts.function_name,
+            service=ServiceAlarmsProps(
+                load_balancer_arn_suffix=load_balancer.arn_suffix,
+                target_group_arn_suffix=load_balancer.target_group_arn_suffix,
+                autoscaling_group_name=names.autoscaling_group, min_healthy_hosts=nodes_config.min_size,
+                efs_file_system_id=artifacts.file_system_id, node_metrics_namespace=bootstrap.METRICS_NAMESPACE,
+                directory_accounts_function_name=directory_accounts.function_name),
+            # A branch's database server is its base's, and so are the alarms on it.
+            database=DatabaseAlarmsProps(names.db_instance, config.database.allocated_storage) if database else None,
             email=config.observability.alarm_email))
 
-        self._outputs(load_balancer, database, artifacts, directory, nodes)
+        self._outputs(load_balancer, servers, node_secrets, artifacts, nodes)
+
+    def _keys(self, account: AccountContext, asg_service_role_arn: str) -> tuple[EncryptionKey, ...]:
+        """Keys per concern, so that a grant on one (e.g. to CloudWatch Logs) says nothing about the others."""
+        names = self.names
+        backup_config = self.environment.config.backup
+        copy_account = backup_config.copy_account_vault_arn
+        data_key = EncryptionKey(self, "data-key", account, EncryptionKeyProps(
+            alias=names.key_alias("data"), description=f"{names.prefix}: database, artifact file system, secrets",
+            # RDS snapshots keep this key, so a copy to another account needs that account to use it.
+            shared_with_accounts=(copy_account.split(":")[4],) if backup_config.enabled and copy_account else ()))
+        logs_key = EncryptionKey(self, "logs-key", account, EncryptionKeyProps(
+            alias=names.key_alias("logs"), description=f"{names.prefix}: CloudWatch log groups and alarm notifications",
+            allow_cloudwatch_logs=True, allow_services=("cloudwatch.amazonaws.com",)))
+        ebs_key = EncryptionKey(self, "ebs-key", account, EncryptionKeyProps(
+            alias=names.key_alias("ebs"), description=f"{names.prefix}: node root volumes",
+            service_role_arns=(asg_service_role_arn,)))
+        return data_key, logs_key, ebs_key
 
     @staticmethod
-    def _wire_nodes(nodes: NodeGroup, *, load_balancer: LoadBalancer, runtime: NodeRuntimeConfig, database: Database,
-                    directory: Directory, directory_accounts: DirectoryAccounts, node_secrets: NodeSecrets,
+    def _wire_nodes(nodes: NodeGroup, *, load_balancer: LoadBalancer, runtime: NodeRuntimeConfig,
+                    servers: OwnServers | BranchBaseOutputs, directory_accounts: DirectoryAccounts,
+                    node_secrets: NodeSecrets,
                     data_key: EncryptionKey, artifacts: ArtifactFileSystem, node_logs: EncryptedLogGroups) -> None:
         """What the nodes may do on what the other constructs own (each grant writes both sides), and whom
         they reach, each on the port its target serves."""
         runtime.grant_read(nodes.role)
-        database.grant_read_credentials(nodes.role)
+        if isinstance(servers, OwnServers):
+            servers.database.grant_read_credentials(nodes.role)
         directory_accounts.grant_read_credentials(nodes.role)
         node_secrets.grant_read(nodes.role)
         # The data key decrypts those secrets (and the runtime parameter) only when Secrets Manager or SSM
@@ -252,8 +259,8 @@ class ObIamStack(TerraformStack):
 
         nodes.connections.allow_from(load_balancer)
         artifacts.connections.allow_from(nodes)
-        database.connections.allow_from(nodes)
-        directory.connections.allow_from(nodes)
+        servers.db_connections.allow_from(nodes)
+        servers.directory_connections.allow_from(nodes)
 
     def _backup(self, account: AccountContext, database: Database, artifacts: ArtifactFileSystem) -> None:
         config = self.environment.config
@@ -276,49 +283,46 @@ class ObIamStack(TerraformStack):
             copy_lock=lock(backup.effective_copy_retention_days),
             prevent_destroy=config.data_protection.prevent_destroy))
 
-    def _outputs(self, load_balancer: LoadBalancer, database: Database, artifacts: ArtifactFileSystem,
-                 directory: Directory, nodes: NodeGroup) -> None:
+    def _outputs(self, load_balancer: LoadBalancer, servers: OwnServers | BranchBaseOutputs,
+                 node_secrets: NodeSecrets, artifacts: ArtifactFileSystem, nodes: NodeGroup) -> None:
+        own = isinstance(servers, OwnServers)
         outputs = {
             "alb_dns_name": (load_balancer.dns_name, "Point the IAM hostname (CNAME/alias) here"),
-            "db_endpoint": (database.address, "RDS endpoint (Multi-AZ; fails over behind this name)"),
-            "db_secret_arn": (database.secret_arn, "Secrets Manager secret with the master credentials"),
+            "db_endpoint": (servers.db_address, "RDS endpoint (Multi-AZ; fails over behind this name)"),
+            "db_secret_arn": (servers.database.secret_arn if isinstance(servers, OwnServers)
+                              else node_secrets.database_secret_arn,
+                              "Secrets Manager secret with the master credentials" if own else
+                              "Secrets Manager secret of this branch's own database user (the server is the base's)"),
             "efs_file_system_id": (artifacts.file_system_id, "Shared runtime artifacts"),
-            "directory_id": (directory.directory_id, "Directory Service directory"),
-            "directory_dns_ips": (directory.dns_ip_addresses, "Domain controllers (LDAP)"),
+            "directory_id": (servers.directory_id, "Directory Service directory"),
+            "directory_dns_ips": (servers.directory_dns_ips, "Domain controllers (LDAP)"),
             "autoscaling_group_name": (nodes.autoscaling_group_name, "The IAM nodes"),
         }
         for name, (value, description) in outputs.items():
             TerraformOutput(self, name, value=value, description=description)
 
+    def _branch_databases(self, base: BranchBaseOutputs, scope: branch_scope.SharedServerNames,
+                          node_secrets: NodeSecrets) -> TerraformResource:
+        """This branch's databases and user on the base's server; the nodes boot after them."""
+        product = wso2.PRODUCTS[self.environment.config.product.version]
+        return BranchDatabases(self, "branch-databases", BranchDatabasesProps(
+            function_name=base.branch_databases_function_name,
+            databases=tuple(scope.database(d.name) for d in product.databases), user=scope.database_user,
+            password_secret_arn=node_secrets.database_secret_arn,
+            password_version=node_secrets.database_secret_version)).provisioned
+
+    def _own_servers(self, account: AccountContext, network: Network | BranchBaseOutputs, data_key_arn: str,
+                     logs_key_arn: str) -> OwnServers:
+        """The environment's own database server and directory (every environment not on a branch base)."""
+        config = self.environment.config
+        return OwnServers.of(own_database(self, account, names=self.names, config=config, vpc=network,
+                                          data_key_arn=data_key_arn, logs_key_arn=logs_key_arn),
+                             own_directory(self, names=self.names, config=config, vpc=network,
+                                           data_key_arn=data_key_arn, logs_key_arn=logs_key_arn))
+
     def _providers(self) -> None:
         environment = self.environment
         config = environment.config
-        # The provider checks the account of the credentials it ends up with (after assume_role)
-        # before it touches anything: a plan with staging's credentials for prod stops there.
-        role = config.account.assume_role_arn
-        AwsProvider(self, "aws", region=config.region, allowed_account_ids=[config.account.id],
-                    assume_role=[AwsProviderAssumeRole(role_arn=role, session_name=f"obiam-{environment.name}")]
-                    if role else None,
-                    default_tags=[AwsProviderDefaultTags(tags=environment.default_tags)],
-                    # `obiam keep` sets it outside Terraform; an apply must not take it away again.
-                    ignore_tags=[AwsProviderIgnoreTags(keys=[KEEP_UNTIL_TAG_KEY])])
-        RandomProvider(self, "random")
-        self._remote_state()
-        for name, source in PROVIDER_SOURCES.items():
-            self.add_override(f"terraform.required_providers.{name}.source", source)
-        self.add_override("terraform.required_version", REQUIRED_VERSION)
-
-    def _remote_state(self) -> None:
-        state = self.environment.config.state
-        S3Backend(
-            self,
-            bucket=state.bucket,
-            key=self.names.state_key(state.key_prefix),
-            region=self.environment.config.state_region,
-            encrypt=True,
-            kms_key_id=state.kms_key_id,
-            dynamodb_table=state.dynamodb_table if state.lock == "dynamodb" else None,
-        )
-        if state.lock == "s3_lockfile":
-            # cdktf 0.21's S3Backend predates the argument; Terraform 1.10+ reads it from the JSON.
-            self.add_override("terraform.backend.s3.use_lockfile", True)
+        foundation.configure(self, name=environment.name, account=config.account, region=config.region,
+                             default_tags=environment.default_tags, state=config.state,
+                             state_region=config.state_region, state_key=self.names.state_key(config.state.key_prefix))

@@ -22,7 +22,8 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from obiam import ephemeral
-from obiam.environments import EPHEMERAL_TEMPLATE, Environment, load_all
+from obiam.config import BranchBaseConfig, EnvironmentConfig
+from obiam.environments import EPHEMERAL_TEMPLATE, BranchBase, Environment, load_all, load_catalog
 
 if TYPE_CHECKING:
     from tests.rehearsal.session import Rehearsal
@@ -45,6 +46,11 @@ EPHEMERAL_CREATED_AT = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
 CHECKOV_TEST = "test_security_gates.py::test_checkov_accepts_nothing_outside_the_reviewed_skip_file"
 
 
+def load_repo_bases() -> dict[str, BranchBase]:
+    """The repo's branch bases (`kind: branch-base`): environments/ephemeral-base.yaml."""
+    return {b.name: b for b in load_catalog(ENVIRONMENTS_DIR, ROOT).bases}
+
+
 def load_repo_environments() -> dict[str, Environment]:
     environments = {e.name: e for e in load_all(ENVIRONMENTS_DIR, ROOT)}
     template = environments.pop(EPHEMERAL_TEMPLATE)
@@ -55,16 +61,25 @@ def load_repo_environments() -> dict[str, Environment]:
 
 @dataclass
 class Synth:
-    """Synthesized output of every repo environment plus one ephemeral branch environment."""
+    """Synthesized output of every repo environment, one ephemeral branch environment and the branch
+    base it stands on."""
 
     outdir: Path
     environments: dict[str, Environment]
+    bases: dict[str, BranchBase] = field(default_factory=dict)
     checkov: subprocess.Popen[str] | None = None
     _cache: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def ephemeral_name(self) -> str:
         return ephemeral.stack_name(EPHEMERAL_BRANCH)
+
+    @property
+    def server_stacks(self) -> dict[str, EnvironmentConfig | BranchBaseConfig]:
+        """Every stack with a database server and directory of its own, and its config: the environments
+        that stand on no branch base, and the branch bases."""
+        return {**{n: e.config for n, e in self.environments.items() if e.base is None},
+                **{n: b.config for n, b in self.bases.items()}}
 
     def path(self, name: str) -> Path:
         return self.outdir / "stacks" / name / "cdk.tf.json"
@@ -112,12 +127,13 @@ def synth(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     from stacks.app import release_jsii_runtime, synthesize
 
     outdir = tmp_path_factory.mktemp("synth") / "cdktf.out"
-    synthesize(list(environments.values()), outdir)
-    result = Synth(outdir=outdir, environments=environments)
+    bases = load_repo_bases()
+    synthesize([*environments.values(), *bases.values()], outdir)
+    result = Synth(outdir=outdir, environments=environments, bases=bases)
     # checkov reads the stacks in its own process; started now, it runs on the other core
     # while the rest of the suite inspects JSON (tests/test_security_gates.py collects it).
     if any(CHECKOV_TEST in item.nodeid for item in request.session.items):
-        result.checkov = checkov_gate.start({n: result.path(n) for n in environments},
+        result.checkov = checkov_gate.start({n: result.path(n) for n in [*environments, *bases]},
                                             tmp_path_factory.mktemp("checkov"))
     yield result
     if result.checkov is not None and result.checkov.poll() is None:
@@ -203,6 +219,28 @@ def stack(request: pytest.FixtureRequest, synth: Synth) -> dict[str, Any]:
     """Runs a test for prod and for the cheapest environment."""
     name = synth.ephemeral_name if request.param == "ephemeral" else request.param
     return synth.stack(name)
+
+
+BRANCH_BASE = "ephemeral-base"
+
+
+@pytest.fixture(params=["prod", BRANCH_BASE])
+def servers_stack(request: pytest.FixtureRequest, synth: Synth) -> dict[str, Any]:
+    """Runs a test for prod and for the stack that holds the cheapest environments' network, database
+    server and directory: the branch base the per-branch environments stand on."""
+    return synth.stack(request.param)
+
+
+@pytest.fixture(params=["prod", "dev"])
+def own_servers(request: pytest.FixtureRequest, synth: Synth) -> dict[str, Any]:
+    """Runs a test for prod and for the cheapest environment with its own network, database and directory
+    (dev): rules between the nodes and the servers of one stack."""
+    return synth.stack(request.param)
+
+
+@pytest.fixture(scope="session")
+def branch_base(synth: Synth) -> dict[str, Any]:
+    return synth.stack(BRANCH_BASE)
 
 
 # -- the boot rehearsal (tests/rehearsal): run in the background, asserted last ---------------------------

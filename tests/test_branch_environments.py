@@ -12,7 +12,7 @@ import pytest
 from configs import with_values
 
 from conftest import ROOT, Synth
-from obiam import ephemeral
+from obiam import branch_scope, ephemeral, wso2
 from obiam.environments import ConfigError, load_environment, parse_environment
 from obiam.naming import Names
 
@@ -23,22 +23,55 @@ def template() -> Any:
     return load_environment(ROOT / "environments" / "ephemeral.yaml", ROOT)
 
 
-def test_two_branches_never_share_a_name_url_vpc_range_or_database() -> None:
-    base = template()
-    first, second = (ephemeral.from_template(base, branch, CREATED) for branch in ("feature/login", "feature/logout"))
-    assert first.name != second.name
-    settings = base.config.ephemeral
-    assert settings is not None and settings.domain and settings.vpc_cidr_pool
+def standalone_template() -> Any:
+    """The template without a branch base: every branch brings its own VPC, database server and directory."""
+    loaded = template()
+    assert loaded.base is not None
+    data = loaded.config.model_dump(exclude_none=True)
+    data["ephemeral"].pop("base")
+    data["ephemeral"]["vpc_cidr_pool"] = "10.128.0.0/12"
+    return parse_environment("ephemeral", data, "environments/ephemeral.yaml (without a base)")
+
+
+def test_two_branches_on_one_base_never_share_a_name_url_database_user_or_directory_account() -> None:
+    """On the shared server and directory every name is the branch's own: databases and user
+    eph_<stack name>_*, accounts ob-<hash>-bind/-admin, all within MySQL's 64/32 and AD's 20
+    character limits (MySQL 8.0 reference manual, "Identifier Length Limits"; sAMAccountName)."""
+    loaded = template()
+    first, second = (ephemeral.from_template(loaded, branch, CREATED) for branch in ("feature/login", "feature/logout"))
+    settings = loaded.config.ephemeral
+    assert settings is not None and settings.domain and loaded.base is not None
+    assert first.name != second.name and first.base == second.base == loaded.base
+    owned = []
     for environment in (first, second):
         assert environment.config.load_balancer.hostname == f"{environment.name}.{settings.domain}"
+        names = branch_scope.on_branch_base(environment.name)
+        databases = {names.database(d.name) for d in wso2.PRODUCTS["3.0.0"].databases}
+        assert all(d.startswith(branch_scope.BRANCH_DATABASE_PREFIX) and len(d) <= branch_scope.MAX_DATABASE_NAME
+                   for d in databases)
+        assert names.database_user.startswith(branch_scope.BRANCH_DATABASE_PREFIX)
+        assert len(names.database_user) <= branch_scope.MAX_DATABASE_USER
+        assert max(len(names.bind_account), len(names.super_admin_account)) <= branch_scope.MAX_ACCOUNT_NAME
+        owned.append({*databases, names.database_user, names.bind_account, names.super_admin_account,
+                      environment.config.load_balancer.hostname})
+    assert not owned[0] & owned[1]
+    # Stable: every push of a branch lands on the same names and URL.
+    again = ephemeral.from_template(loaded, "feature/login", datetime(2026, 12, 1, tzinfo=UTC))
+    assert branch_scope.on_branch_base(again.name) == branch_scope.on_branch_base(first.name)
+
+
+def test_two_branches_with_their_own_network_never_share_a_vpc_range() -> None:
+    loaded = standalone_template()
+    first, second = (ephemeral.from_template(loaded, branch, CREATED) for branch in ("feature/login", "feature/logout"))
+    settings = loaded.config.ephemeral
+    assert settings is not None and settings.vpc_cidr_pool and first.base is None
+    for environment in (first, second):
         network = ipaddress.IPv4Network(environment.config.network.cidr)
         assert network.prefixlen == 20 and network.subnet_of(ipaddress.IPv4Network(settings.vpc_cidr_pool))
     assert first.config.network.cidr != second.config.network.cidr
     assert Names(first.name).db_instance != Names(second.name).db_instance
-    # Stable: every push of a branch lands on the same range and URL.
-    again = ephemeral.from_template(base, "feature/login", datetime(2026, 12, 1, tzinfo=UTC))
-    assert (again.config.network.cidr, again.config.load_balancer.hostname) == (
-        first.config.network.cidr, first.config.load_balancer.hostname)
+    again = ephemeral.from_template(loaded, "feature/login", datetime(2026, 12, 1, tzinfo=UTC))
+    assert again.config.network.cidr == first.config.network.cidr
 
 
 @pytest.mark.synth

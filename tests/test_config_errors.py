@@ -303,7 +303,11 @@ def test_outdir_that_contains_the_environments_directory_is_refused(tmp_path: Pa
 def test_an_environments_directory_with_nothing_to_synthesize_keeps_the_previous_output(tmp_path: Path) -> None:
     envs = tmp_path / "environments"
     envs.mkdir()
-    write(envs, "ephemeral", (ROOT / "environments" / "ephemeral.yaml").read_text())
+    # The template alone, without the branch base it names (which would be a stack to synthesize).
+    template = yaml.safe_load((ROOT / "environments" / "ephemeral.yaml").read_text())
+    del template["ephemeral"]["base"]
+    template["database"] = yaml.safe_load((ROOT / "environments" / "ephemeral-base.yaml").read_text())["database"]
+    write(envs, "ephemeral", yaml.safe_dump(template))
     previous = tmp_path / "cdktf.out"
     (previous / "stacks" / "prod").mkdir(parents=True)
     (previous / "manifest.json").write_text("{}")

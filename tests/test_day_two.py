@@ -55,7 +55,7 @@ def test_simple_ad_never_shares_a_vpc_with_the_endpoints_its_prerequisites_forbi
     """AWS Directory Service Administration Guide, "Simple AD prerequisites": the VPC must not have
     CloudWatch, Systems Manager or STS endpoints. Stacks with Simple AD leave those out (the nodes
     reach them through NAT); every other stack keeps them, so the nodes' AWS calls stay in the VPC."""
-    stacks = {**{name: synth.stack(name) for name in synth.environments}, **variants}
+    stacks = {**{name: synth.stack(name) for name in synth.server_stacks}, **variants}
     simple_ad = {name for name, stack in stacks.items() if _directory_type(stack) == "SimpleAD"}
     assert simple_ad == {"simple-ad"}
     for name, stack in stacks.items():
@@ -93,7 +93,7 @@ def test_the_db_parameter_group_can_be_replaced_beside_the_old_one(synth: Synth)
     """RDS parameter group names are unique per account and Region; with create_before_destroy the
     replacement (a new family, e.g. mysql8.0 -> mysql8.4) exists beside the old group, so only a
     `name_prefix` can work (aws-apply-review finding 6; provider docs, aws_db_parameter_group)."""
-    for name in synth.environments:
+    for name in synth.server_stacks:
         stack = synth.stack(name)
         group_name, group = _only(stack, "aws_db_parameter_group")
         assert "name" not in group and group["name_prefix"] == f"obiam-{name}-db-"
@@ -107,8 +107,8 @@ def test_rds_log_exports_land_in_encrypted_expiring_groups_created_before_the_in
     """RDS User Guide, "Publishing MySQL logs to Amazon CloudWatch Logs": RDS writes each export to
     /aws/rds/instance/<id>/<log>, and creates that group itself (no key, never expiring) unless it
     exists. MySQL's slow query log is published only with log_output = FILE."""
-    stacks = {**{name: (synth.stack(name), synth.environments[name].config.observability.log_retention_days)
-                 for name in synth.environments}, "postgres": (variants["postgres"], None)}
+    stacks = {**{name: (synth.stack(name), config.observability.log_retention_days)
+                 for name, config in synth.server_stacks.items()}, "postgres": (variants["postgres"], None)}
     for name, (stack, retention) in stacks.items():
         _, instance = _only(stack, "aws_db_instance")
         groups = {group["name"]: (key, group) for key, group in stack["resource"]["aws_cloudwatch_log_group"].items()}
@@ -128,9 +128,9 @@ def test_the_engine_lifecycle_is_stated_and_set_once_at_create(synth: Synth) -> 
     """CreateDBInstance EngineLifecycleSupport (RDS API reference): MySQL and PostgreSQL, set at create
     or restore only; the provider would plan a change RDS ignores on every run (terraform-provider-aws
     #40870, #44552), hence ignore_changes."""
-    for name, environment in synth.environments.items():
+    for name, config in synth.server_stacks.items():
         _, instance = _only(synth.stack(name), "aws_db_instance")
-        assert instance["engine_lifecycle_support"] == environment.config.database.engine_lifecycle_support
+        assert instance["engine_lifecycle_support"] == config.database.engine_lifecycle_support
         assert instance["engine_lifecycle_support"] == "open-source-rds-extended-support"
         assert "engine_lifecycle_support" in instance["lifecycle"]["ignore_changes"]
 

@@ -99,6 +99,7 @@ def test_a_branch_stack_named_like_an_environment_file_is_refused(tmp_path: Path
     envs = tmp_path / "environments"
     envs.mkdir()
     shutil.copy(ROOT / "environments" / "ephemeral.yaml", envs / "ephemeral.yaml")
+    shutil.copy(ROOT / "environments" / "ephemeral-base.yaml", envs / "ephemeral-base.yaml")
     taken = ephemeral.stack_name("pr-7")
     shutil.copy(ROOT / "environments" / "dev.yaml", envs / f"{taken}.yaml")
     assert {e.name for e in load_all(envs, tmp_path)} == {"ephemeral", taken}

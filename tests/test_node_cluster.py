@@ -19,7 +19,23 @@ pytestmark = pytest.mark.synth
 
 def az_count(stack: dict[str, Any], synth: Synth) -> int:
     name = stack["//"]["metadata"]["stackName"]
-    return synth.environments[name].config.availability_zone_count
+    placed = synth.environments[name] if name in synth.environments else synth.bases[name]
+    return placed.config.availability_zone_count
+
+
+# What a branch environment reads of its base: the SSM parameter the base publishes.
+PUBLISHED = "jsondecode(data.aws_ssm_parameter.branch-base.insecure_value)"
+
+
+def subnet_refs(stack: dict[str, Any], tier: str, synth: Synth) -> list[str]:
+    """The stack's own subnets of a tier, or, on a branch base, the base's (one per zone, in zone order)."""
+    own = subnets(stack, tier)
+    if own:
+        return [ref("aws_subnet", n, "id") for n in own]
+    environment = synth.environments[stack["//"]["metadata"]["stackName"]]
+    assert environment.base is not None, "a stack without subnets stands on a branch base"
+    return [f"${{element({PUBLISHED}.{tier}_subnet_ids, {i})}}"
+            for i in range(environment.base.config.availability_zone_count)]
 
 
 def subnets(stack: dict[str, Any], tier: str) -> dict[str, dict[str, Any]]:
@@ -43,14 +59,16 @@ def test_prod_nodes_span_three_azs(prod: dict[str, Any]) -> None:
     assert sorted(asg["vpc_zone_identifier"]) == sorted(ref("aws_subnet", n, "id") for n in subnets(prod, "app"))
 
 
-def test_nodes_span_at_least_two_azs(stack: dict[str, Any], synth: Synth) -> None:
+def test_nodes_span_at_least_two_azs(own_servers: dict[str, Any], synth: Synth) -> None:
+    stack = own_servers
     asg = only(stack, "aws_autoscaling_group")
     zones = {subnets(stack, "app")[n.split(".")[1]]["availability_zone"] for n in asg["vpc_zone_identifier"]}
     assert len(zones) == az_count(stack, synth) >= 2
 
 
-def test_each_tier_has_one_subnet_per_az_inside_the_vpc_without_overlap(stack: dict[str, Any],
+def test_each_tier_has_one_subnet_per_az_inside_the_vpc_without_overlap(servers_stack: dict[str, Any],
                                                                          synth: Synth) -> None:
+    stack = servers_stack
     vpc = ipaddress.IPv4Network(only(stack, "aws_vpc")["cidr_block"])
     networks = []
     for tier in ("public", "app", "data"):
@@ -77,11 +95,25 @@ def test_app_subnets_leave_through_their_own_az_nat_in_prod(prod: dict[str, Any]
     assert len({r["nat_gateway_id"] for r in routes.values()}) == 3
 
 
-def test_cheapest_environment_has_a_single_nat_gateway(cheapest: dict[str, Any]) -> None:
-    assert len(resources(cheapest, "aws_nat_gateway")) == 1
+def test_per_branch_environments_share_their_bases_single_nat_gateway(cheapest: dict[str, Any],
+                                                                       branch_base: dict[str, Any]) -> None:
+    assert len(resources(branch_base, "aws_nat_gateway")) == 1
+    assert not resources(cheapest, "aws_nat_gateway") and not resources(cheapest, "aws_vpc")
 
 
-def test_data_subnets_have_no_route_out_of_the_vpc(stack: dict[str, Any]) -> None:
+def test_branch_nodes_load_balancer_and_file_system_use_one_base_subnet_per_zone(cheapest: dict[str, Any],
+                                                                                  synth: Synth) -> None:
+    """A branch environment has no network of its own: its ALB, nodes and mount targets sit in the base's
+    public, app and data subnets, one per zone, read from the base's state."""
+    assert only(cheapest, "aws_lb")["subnets"] == subnet_refs(cheapest, "public", synth)
+    assert only(cheapest, "aws_autoscaling_group")["vpc_zone_identifier"] == subnet_refs(cheapest, "app", synth)
+    mounts = [m["subnet_id"] for m in resources(cheapest, "aws_efs_mount_target").values()]
+    assert sorted(mounts) == sorted(subnet_refs(cheapest, "data", synth))
+    assert len(mounts) >= 2
+
+
+def test_data_subnets_have_no_route_out_of_the_vpc(servers_stack: dict[str, Any]) -> None:
+    stack = servers_stack
     data_tables = {a["route_table_id"] for a in resources(stack, "aws_route_table_association").values()
                    if a["subnet_id"].split(".")[1] in subnets(stack, "data")}
     assert len(data_tables) == 1
@@ -96,7 +128,8 @@ def test_prod_vpc_has_flow_logs_to_encrypted_cloudwatch(prod: dict[str, Any]) ->
     assert resources(prod, "aws_cloudwatch_log_group")[group_name]["kms_key_id"].startswith("${aws_kms_key.")
 
 
-def test_vpc_endpoints_for_s3_ssm_secrets_manager_and_logs(stack: dict[str, Any]) -> None:
+def test_vpc_endpoints_for_s3_ssm_secrets_manager_and_logs(servers_stack: dict[str, Any]) -> None:
+    stack = servers_stack
     endpoints = {e["service_name"].rsplit(".", 1)[-1]: e for e in resources(stack, "aws_vpc_endpoint").values()}
     assert {"s3", "ssm", "secretsmanager", "logs"} <= set(endpoints)
     assert endpoints["s3"]["vpc_endpoint_type"] == "Gateway"
@@ -105,7 +138,8 @@ def test_vpc_endpoints_for_s3_ssm_secrets_manager_and_logs(stack: dict[str, Any]
         assert endpoints[service]["private_dns_enabled"] is True
 
 
-def test_default_security_group_allows_nothing(stack: dict[str, Any]) -> None:
+def test_default_security_group_allows_nothing(servers_stack: dict[str, Any]) -> None:
+    stack = servers_stack
     default = only(stack, "aws_default_security_group")
     assert default["ingress"] == [] and default["egress"] == []
 
@@ -122,10 +156,10 @@ def test_existing_vpc_is_used_as_given(variants: dict[str, dict[str, Any]]) -> N
 
 # --- load balancer -----------------------------------------------------------------------------
 
-def test_alb_is_internet_facing_in_the_public_subnets(stack: dict[str, Any]) -> None:
+def test_alb_is_internet_facing_in_the_public_subnets(stack: dict[str, Any], synth: Synth) -> None:
     alb = only(stack, "aws_lb")
     assert alb["load_balancer_type"] == "application" and alb["internal"] is False
-    assert sorted(alb["subnets"]) == sorted(ref("aws_subnet", n, "id") for n in subnets(stack, "public"))
+    assert sorted(alb["subnets"]) == sorted(subnet_refs(stack, "public", synth))
 
 
 def test_internal_alb_sits_in_the_app_subnets(variants: dict[str, dict[str, Any]]) -> None:
@@ -269,7 +303,8 @@ def test_the_node_image_is_the_pinned_one(stack: dict[str, Any], synth: Synth) -
     ami = synth.environments[stack["//"]["metadata"]["stackName"]].config.nodes.ami
     assert ami is not None and ami.id is not None
     assert only(stack, "aws_launch_template")["image_id"] == ami.id
-    assert "aws_ssm_parameter" not in stack.get("data", {})
+    # The only parameter a stack may read is its branch base's outputs, never an image id.
+    assert set(stack.get("data", {}).get("aws_ssm_parameter", {})) <= {"branch-base"}
 
 
 def test_a_floating_image_is_resolved_from_the_configured_ssm_parameter(variants: dict[str, dict[str, Any]]) -> None:
@@ -380,12 +415,17 @@ def test_node_egress_is_scoped_to_what_the_nodes_need(stack: dict[str, Any]) -> 
     egress = {(r.get("cidr_ipv4") or r["referenced_security_group_id"], r["from_port"])
               for r in resources(stack, "aws_vpc_security_group_egress_rule").values()
               if r["security_group_id"] == nodes}
-    directory_name = next(iter(resources(stack, "aws_directory_service_directory")))
-    directory_sg = ref("aws_directory_service_directory", directory_name, "security_group_id")
+    if resources(stack, "aws_directory_service_directory"):
+        directory_name = next(iter(resources(stack, "aws_directory_service_directory")))
+        directory_sg = ref("aws_directory_service_directory", directory_name, "security_group_id")
+        db_sg = sg_ref(stack, "-db")
+    else:  # a branch environment reaches its base's servers
+        directory_sg = f"${{{PUBLISHED}.directory_security_group_id}}"
+        db_sg = f"${{{PUBLISHED}.db_security_group_id}}"
     assert egress == {
         ("0.0.0.0/0", 443),
         (nodes, 5701),
         (sg_ref(stack, "-artifacts-nfs"), 2049),
-        (sg_ref(stack, "-db"), 3306),
+        (db_sg, 3306),
         (directory_sg, 389),
     }

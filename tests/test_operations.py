@@ -563,7 +563,26 @@ def template_dir(tmp_path: Any) -> str:
     directory = tmp_path / "environments"
     directory.mkdir()
     (directory / "ephemeral.yaml").write_text(json.dumps(data))
+    base = load((ROOT / "environments" / "ephemeral-base.yaml").read_text())
+    base["account"]["id"] = MOTO_ACCOUNT
+    (directory / "ephemeral-base.yaml").write_text(json.dumps(base))
     return str(directory)
+
+
+@pytest.fixture
+def standalone_template_dir(template_dir: str) -> str:
+    """The template without a branch base: each branch brings its own VPC (from ephemeral.vpc_cidr_pool),
+    database server and directory."""
+    from obiam.safe_yaml import load
+
+    directory = Path(template_dir)
+    data = load((directory / "ephemeral.yaml").read_text())
+    base = load((directory / "ephemeral-base.yaml").read_text())
+    del data["ephemeral"]["base"]
+    data["ephemeral"]["vpc_cidr_pool"] = "10.128.0.0/12"
+    data.update(database=base["database"], directory=base["directory"], availability_zone_count=2)
+    (directory / "ephemeral.yaml").write_text(json.dumps(data))
+    return template_dir
 
 
 def reap_cli(template_dir: str, *arguments: str) -> Any:
@@ -780,12 +799,14 @@ class _EndpointSession:
         return self.session.client(service, endpoint_url=self.endpoint, **kwargs)
 
 
-def test_preflight_refuses_a_branch_vpc_range_another_live_branch_uses(mocked: Any, template_dir: str) -> None:
+def test_preflight_refuses_a_branch_vpc_range_another_live_branch_uses(mocked: Any,
+                                                                        standalone_template_dir: str) -> None:
     """ephemeral.vpc_cidr_pool picks a branch's /20 by hash, so two branches can draw the same one; the
     second is stopped before its deploy."""
     from obiam import ephemeral
     from obiam.environments import load_environment
 
+    template_dir = standalone_template_dir
     template = load_environment(Path(template_dir) / "ephemeral.yaml", Path(template_dir))
     mine = ephemeral.from_template(template, "feature/a", reap.now())
     ec2 = mocked.client("ec2")

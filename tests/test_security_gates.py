@@ -19,7 +19,8 @@ pytestmark = pytest.mark.synth
 
 def test_checkov_accepts_nothing_outside_the_reviewed_skip_file(synth: Synth) -> None:
     assert synth.checkov is not None, "the session synth starts checkov when this test is selected"
-    tiers = {name: environment.config.tier for name, environment in synth.environments.items()}
+    tiers = {name: config.tier for name, config in
+             {**{n: e.config for n, e in synth.environments.items()}, **synth.server_stacks}.items()}
     result = checkov_gate.collect(synth.checkov, tiers, checkov_gate.load_skips())
     assert result.passed > 500
     assert result.ok, "\n".join(checkov_gate.report_lines(result))
@@ -93,7 +94,8 @@ def kms_ref(value: str) -> bool:
 
 def test_stateful_data_is_encrypted_with_customer_managed_keys(stack: dict[str, Any]) -> None:
     assert kms_ref(only(stack, "aws_efs_file_system")["kms_key_id"])
-    assert kms_ref(only(stack, "aws_db_instance")["kms_key_id"])
+    # A branch environment's database is its base's (tests/test_stateful_tier.py checks the base's key).
+    assert all(kms_ref(db["kms_key_id"]) for db in resources(stack, "aws_db_instance").values())
     assert all(kms_ref(secret["kms_key_id"]) for secret in resources(stack, "aws_secretsmanager_secret").values())
     assert kms_ref(only(stack, "aws_ssm_parameter")["key_id"])
     assert kms_ref(only(stack, "aws_sns_topic")["kms_master_key_id"])
@@ -172,13 +174,24 @@ EXPECTED_ALARMS = ("healthy-hosts", "5xx-rate", "response-time-p99", "node-cpu",
                    "directory-accounts-failed", "directory-accounts-not-run")
 
 
-def test_alarms_cover_the_ways_the_login_service_fails(stack: dict[str, Any]) -> None:
+def alarms_of(stack: dict[str, Any]) -> dict[str, dict[str, Any]]:
     prefix = "obiam-" + stack["//"]["metadata"]["stackName"] + "-"
     found = {a["alarm_name"].removeprefix(prefix): a for a in resources(stack, "aws_cloudwatch_metric_alarm").values()}
-    assert set(found) == set(EXPECTED_ALARMS)
     topic = "${aws_sns_topic." + next(iter(resources(stack, "aws_sns_topic"))) + ".arn}"
     for alarm in found.values():
         assert alarm["alarm_actions"] == [topic] and alarm["ok_actions"] == [topic]
+    return found
+
+
+def test_alarms_cover_the_ways_the_login_service_fails(stack: dict[str, Any]) -> None:
+    database = {"db-cpu", "db-free-storage"}
+    # A branch environment's database server is its base's: the base watches it, once for every branch.
+    expected = set(EXPECTED_ALARMS) - (database if not resources(stack, "aws_db_instance") else set())
+    assert set(alarms_of(stack)) == expected
+
+
+def test_the_branch_base_watches_the_database_server_every_branch_shares(branch_base: dict[str, Any]) -> None:
+    assert set(alarms_of(branch_base)) == {"db-cpu", "db-free-storage"}
 
 
 def test_healthy_host_alarm_fires_below_the_group_minimum(stack: dict[str, Any]) -> None:

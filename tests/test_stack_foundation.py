@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from conftest import ROOT, SecondCheckout, Synth
-from obiam.environments import ConfigError, Environment, load_all
+from obiam.environments import ConfigError, Environment, load_catalog
 from obiam.naming import TOOLKIT_TAGS
 
 pytestmark = pytest.mark.synth
@@ -19,8 +19,8 @@ pytestmark = pytest.mark.synth
 
 def test_every_environment_has_its_own_stack(synth: Synth) -> None:
     manifest = json.loads((synth.outdir / "manifest.json").read_text())
-    assert set(manifest["stacks"]) == set(synth.environments)
-    for name in ("prod", "staging", "dev"):
+    assert set(manifest["stacks"]) == set(synth.environments) | set(synth.bases)
+    for name in ("prod", "staging", "dev", "ephemeral-base"):
         assert synth.stack(name)["//"]["metadata"]["stackName"] == name
 
 
@@ -159,11 +159,11 @@ def test_failed_synthesis_leaves_the_previous_output_untouched(synth: Synth, tmp
 def test_ephemeral_template_is_not_synthesized_on_its_own() -> None:
     from stacks.app import select
 
-    environments = load_all(ROOT / "environments", ROOT)
-    chosen = select(environments, [], None, None)
+    catalog = load_catalog(ROOT / "environments", ROOT)
+    chosen = select(catalog, [], None, None)
     assert "ephemeral" not in {e.name for e in chosen}
     with pytest.raises(ConfigError):
-        select(environments, ["ephemeral"], None, None)
+        select(catalog, ["ephemeral"], None, None)
 
 
 

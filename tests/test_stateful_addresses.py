@@ -4,10 +4,11 @@ Terraform identifies a resource by its address (`<type>.<name>`); a refactor tha
 name cdktf derives from the construct path plans a destroy and a create, and for a database, a
 file system, a key, a secret or a directory that is data lost (Terraform, "Refactoring" and
 "moved block"). tests/fixtures/stateful_addresses.json is the snapshot of every stateful
-resource's address (obiam/review/stateful.py's list) in every environment the suite synthesizes:
-the repository's, the per-branch one and environments/examples/. Any move fails here; a deliberate
-one updates the snapshot (`OBIAM_UPDATE_ADDRESSES=1`, which rewrites the file and still fails,
-so the change is reviewed in the diff) and adds a `moved` block or `move_to`.
+resource's address (obiam/review/stateful.py's list) in every stack the suite synthesizes: the
+repository's environments and branch base, the per-branch one and environments/examples/. Any
+move fails here; a deliberate one updates the snapshot (`OBIAM_UPDATE_ADDRESSES=1`, which
+rewrites the file and still fails, so the change is reviewed in the diff) and adds a `moved`
+block or `move_to`.
 
 Cost: reads the session's synthesized JSON (`synth`, `variants`); ~0.1 s of its own.
 """
@@ -36,7 +37,7 @@ def stateful_addresses(stack: dict[str, Any]) -> list[str]:
 
 @pytest.fixture(scope="module")
 def current(synth: Synth, variants: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
-    stacks = {**{name: synth.stack(name) for name in synth.environments}, **variants}
+    stacks = {**{name: synth.stack(name) for name in [*synth.environments, *synth.bases]}, **variants}
     return {name: stateful_addresses(stack) for name, stack in sorted(stacks.items())}
 
 

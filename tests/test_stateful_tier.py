@@ -31,7 +31,8 @@ def az_of_subnet_ref(stack: dict[str, Any], subnet_ref: str) -> str:
 
 # --- artifact file system ----------------------------------------------------------------------
 
-def test_every_node_az_has_an_efs_mount_target(stack: dict[str, Any]) -> None:
+def test_every_node_az_has_an_efs_mount_target(own_servers: dict[str, Any]) -> None:
+    stack = own_servers
     node_azs = {az_of_subnet_ref(stack, s) for s in only(stack, "aws_autoscaling_group")["vpc_zone_identifier"]}
     mount_azs = [az_of_subnet_ref(stack, m["subnet_id"]) for m in resources(stack, "aws_efs_mount_target").values()]
     assert sorted(mount_azs) == sorted(node_azs)
@@ -92,28 +93,32 @@ def test_all_five_artifact_dirs_are_mounted_over_tls(stack: dict[str, Any]) -> N
 
 # --- database ----------------------------------------------------------------------------------
 
-def test_db_is_multi_az_and_private(stack: dict[str, Any]) -> None:
-    db = only(stack, "aws_db_instance")
+def test_db_is_multi_az_and_private(servers_stack: dict[str, Any]) -> None:
+    db = only(servers_stack, "aws_db_instance")
     assert db["multi_az"] is True and db["publicly_accessible"] is False
-    subnet_group = only(stack, "aws_db_subnet_group")
-    assert sorted(s.split(".")[1] for s in subnet_group["subnet_ids"]) == subnet_names(stack, "data")
+    subnet_group = only(servers_stack, "aws_db_subnet_group")
+    assert sorted(s.split(".")[1] for s in subnet_group["subnet_ids"]) == subnet_names(servers_stack, "data")
 
 
 def test_every_environment_database_is_multi_az(synth: Synth) -> None:
-    for name in synth.environments:
+    """Each environment's database server, its own or its branch base's."""
+    servers = [n for n, e in synth.environments.items() if e.base is None] + list(synth.bases)
+    assert len(servers) < len(synth.environments) + len(synth.bases)  # the branch environment has none
+    for name in servers:
         assert only(synth.stack(name), "aws_db_instance")["multi_az"] is True, name
 
 
-def test_db_is_encrypted_with_kms_and_its_password_is_managed_by_secrets_manager(stack: dict[str, Any]) -> None:
-    db = only(stack, "aws_db_instance")
+def test_db_is_encrypted_with_kms_and_its_password_is_managed_by_secrets_manager(
+        servers_stack: dict[str, Any]) -> None:
+    db = only(servers_stack, "aws_db_instance")
     assert db["storage_encrypted"] is True and db["kms_key_id"].startswith("${aws_kms_key.")
     assert db["manage_master_user_password"] is True
     assert "password" not in db and "password_wo" not in db
     assert db["master_user_secret_kms_key_id"].startswith("${aws_kms_key.")
 
 
-def test_mysql_8_0_is_the_default_engine(stack: dict[str, Any]) -> None:
-    db = only(stack, "aws_db_instance")
+def test_mysql_8_0_is_the_default_engine(servers_stack: dict[str, Any]) -> None:
+    db = only(servers_stack, "aws_db_instance")
     assert (db["engine"], db["engine_version"]) == ("mysql", "8.0")
 
 
@@ -130,18 +135,19 @@ def test_prod_db_has_performance_insights_and_enhanced_monitoring(prod: dict[str
     assert db["monitoring_interval"] > 0 and db["monitoring_role_arn"].startswith("${aws_iam_role.")
 
 
-def test_db_exports_its_logs(stack: dict[str, Any]) -> None:
-    assert {"error", "slowquery"} <= set(only(stack, "aws_db_instance")["enabled_cloudwatch_logs_exports"])
+def test_db_exports_its_logs(servers_stack: dict[str, Any]) -> None:
+    exports = only(servers_stack, "aws_db_instance")["enabled_cloudwatch_logs_exports"]
+    assert {"error", "slowquery"} <= set(exports)
 
 
-def test_db_parameter_group_enforces_tls_and_wso2s_character_set(stack: dict[str, Any]) -> None:
-    group = only(stack, "aws_db_parameter_group")
+def test_db_parameter_group_enforces_tls_and_wso2s_character_set(servers_stack: dict[str, Any]) -> None:
+    group = only(servers_stack, "aws_db_parameter_group")
     assert group["family"] == "mysql8.0"
     parameters = {p["name"]: p["value"] for p in group["parameter"]}
     assert parameters["require_secure_transport"] == "1"
     assert parameters["character_set_server"] == "latin1"
-    assert only(stack, "aws_db_instance")["parameter_group_name"] == ref(
-        "aws_db_parameter_group", name_of(stack, "aws_db_parameter_group"), "name")
+    assert only(servers_stack, "aws_db_instance")["parameter_group_name"] == ref(
+        "aws_db_parameter_group", name_of(servers_stack, "aws_db_parameter_group"), "name")
 
 
 def test_postgres_environment_gets_its_family_tls_and_jdbc_url(variants: dict[str, dict[str, Any]]) -> None:
@@ -156,54 +162,54 @@ def test_postgres_environment_gets_its_family_tls_and_jdbc_url(variants: dict[st
     assert "grep -xF 'org/postgresql/Driver.class'" in user_data(stack)
 
 
-def test_db_accepts_its_port_from_the_nodes_only(stack: dict[str, Any]) -> None:
-    db_sg = next(n for n, g in resources(stack, "aws_security_group").items() if g["name"].endswith("-db"))
-    nodes_sg = next(n for n, g in resources(stack, "aws_security_group").items() if g["name"].endswith("-nodes"))
-    rules = [r for r in resources(stack, "aws_vpc_security_group_ingress_rule").values()
+def test_db_accepts_its_port_from_the_nodes_only(own_servers: dict[str, Any]) -> None:
+    db_sg = next(n for n, g in resources(own_servers, "aws_security_group").items() if g["name"].endswith("-db"))
+    nodes_sg = next(n for n, g in resources(own_servers, "aws_security_group").items() if g["name"].endswith("-nodes"))
+    rules = [r for r in resources(own_servers, "aws_vpc_security_group_ingress_rule").values()
              if r["security_group_id"] == ref("aws_security_group", db_sg, "id")]
     assert [(r["referenced_security_group_id"], r["from_port"]) for r in rules] == [
         (ref("aws_security_group", nodes_sg, "id"), 3306)]
 
 
-def test_node_role_reads_exactly_the_db_wso2_and_its_directory_account_secrets(stack: dict[str, Any]) -> None:
+def test_node_role_reads_exactly_the_db_wso2_and_its_directory_account_secrets(own_servers: dict[str, Any]) -> None:
     """On Managed Microsoft AD the nodes read WSO2's own bind and super-admin secrets, never the directory
     Admin's (review finding 13); Simple AD has no user API, so there the Admin is WSO2's account."""
-    node_policy = next(p for n, p in resources(stack, "aws_iam_role_policy").items() if n.startswith("nodes_"))
+    node_policy = next(p for n, p in resources(own_servers, "aws_iam_role_policy").items() if n.startswith("nodes_"))
     (statement,) = [s for s in json.loads(node_policy["policy"])["Statement"]
                     if "secretsmanager:GetSecretValue" in as_list(s["Action"])]
     secrets = {n.split("_")[1]: ref("aws_secretsmanager_secret", n, "arn")
-               for n in resources(stack, "aws_secretsmanager_secret")}
-    directory_type = only(stack, "aws_directory_service_directory")["type"]
+               for n in resources(own_servers, "aws_secretsmanager_secret")}
+    directory_type = only(own_servers, "aws_directory_service_directory")["type"]
     wso2_accounts = (["bind-secret", "super-admin-secret"] if directory_type == "MicrosoftAD" else ["admin-secret"])
     assert sorted(as_list(statement["Resource"])) == sorted([
-        "${aws_db_instance." + name_of(stack, "aws_db_instance") + ".master_user_secret[0].secret_arn}",
+        "${aws_db_instance." + name_of(own_servers, "aws_db_instance") + ".master_user_secret[0].secret_arn}",
         secrets["database-secret"], secrets["node-secret"], *(secrets[name] for name in wso2_accounts)])
     if directory_type == "MicrosoftAD":
         assert secrets["admin-secret"] not in as_list(statement["Resource"])
 
 
-def test_wso2_connects_with_tls_as_its_own_least_privileged_user(stack: dict[str, Any]) -> None:
+def test_wso2_connects_with_tls_as_its_own_least_privileged_user(own_servers: dict[str, Any]) -> None:
     """RDS rotates the master secret every 7 days (RDS User Guide, "Password management with
     Amazon RDS and Secrets Manager"); Secrets Manager recommends a least-privileged application user."""
-    overlay = deployment_overlay(stack)
+    overlay = deployment_overlay(own_servers)
     for section in [*overlay["database"].values(), *overlay["datasource"]]:
         assert section["url"].startswith("jdbc:mysql://@OBIAM_DB_HOST@:@OBIAM_DB_PORT@/")
         assert "sslMode=VERIFY_IDENTITY" in section["url"]
         assert (section["username"], section["password"]) == ("obiam_wso2", "@OBIAM_DB_PASSWORD@")
         assert section["driver"] == "com.mysql.cj.jdbc.Driver"
-    db_init = embedded_files(user_data(stack))["/opt/obiam/bin/db-init"]
+    db_init = embedded_files(user_data(own_servers))["/opt/obiam/bin/db-init"]
     grants = re.findall(r"GRANT (.*?) ON (\w+)\.\* TO '\$APP_USER'", db_init)
     assert {privileges for privileges, _ in grants} == {"SELECT, INSERT, UPDATE, DELETE, EXECUTE, "
                                                          "CREATE TEMPORARY TABLES"}
     assert len(grants) == 6
 
 
-def test_schemas_are_created_once_per_environment_under_a_lock(stack: dict[str, Any]) -> None:
+def test_schemas_are_created_once_per_environment_under_a_lock(own_servers: dict[str, Any]) -> None:
     """docs-open-banking 3.0.0 setting-up-databases.md: the tables of apimgtdb, am_configdb, govdb
     and userdb come from the API Manager 4.0 scripts, iskm_configdb from IS's, openbankingdb from
     the accelerator's consent script; then SP_METADATA.VALUE and AM_APPLICATION_REGISTRATION.INPUTS
     are widened."""
-    db_init = embedded_files(user_data(stack))["/opt/obiam/bin/db-init"]
+    db_init = embedded_files(user_data(own_servers))["/opt/obiam/bin/db-init"]
     assert 'exec 9>"$CONTROL/db-init.lock"' in db_init and "flock 9" in db_init
     assert db_init.index("if [[ ! -f $SCHEMA_MARKER ]]") < db_init.index("CREATE DATABASE")
     for database in ("openbank_apimgtdb", "openbank_am_configdb", "openbank_govdb", "openbank_userdb",
@@ -226,11 +232,11 @@ def test_mysql_lets_consent_attributes_past_1024_characters(prod: dict[str, Any]
 
 # --- directory ---------------------------------------------------------------------------------
 
-def test_directory_spans_two_azs(stack: dict[str, Any]) -> None:
-    settings = only(stack, "aws_directory_service_directory")["vpc_settings"]
+def test_directory_spans_two_azs(servers_stack: dict[str, Any]) -> None:
+    settings = only(servers_stack, "aws_directory_service_directory")["vpc_settings"]
     assert len(settings["subnet_ids"]) == 2
-    assert len({az_of_subnet_ref(stack, s) for s in settings["subnet_ids"]}) == 2
-    assert {s.split(".")[1] for s in settings["subnet_ids"]} <= set(subnet_names(stack, "data"))
+    assert len({az_of_subnet_ref(servers_stack, s) for s in settings["subnet_ids"]}) == 2
+    assert {s.split(".")[1] for s in settings["subnet_ids"]} <= set(subnet_names(servers_stack, "data"))
 
 
 def test_prod_directory_is_managed_microsoft_ad_with_logs_in_cloudwatch(prod: dict[str, Any]) -> None:
@@ -240,15 +246,16 @@ def test_prod_directory_is_managed_microsoft_ad_with_logs_in_cloudwatch(prod: di
     assert subscription["log_group_name"].startswith("${aws_cloudwatch_log_group.")
 
 
-def test_cheapest_directory_is_the_small_managed_microsoft_ad(cheapest: dict[str, Any]) -> None:
-    """Simple AD is not offered in eu-west-2 (tests/test_day_two.py has the rule), so per-branch
-    environments there run the Standard edition of AWS Managed Microsoft AD."""
-    directory = only(cheapest, "aws_directory_service_directory")
+def test_cheapest_directory_is_the_small_managed_microsoft_ad(branch_base: dict[str, Any]) -> None:
+    """Simple AD is not offered in eu-west-2 (tests/test_day_two.py has the rule), so the per-branch
+    environments' base there runs the Standard edition of AWS Managed Microsoft AD."""
+    directory = only(branch_base, "aws_directory_service_directory")
     assert (directory["type"], directory["edition"]) == ("MicrosoftAD", "Standard")
     assert "size" not in directory
 
 
-def test_directory_password_is_generated_and_kept_only_in_secrets_manager(stack: dict[str, Any]) -> None:
+def test_directory_password_is_generated_and_kept_only_in_secrets_manager(own_servers: dict[str, Any]) -> None:
+    stack = own_servers
     (directory_password,) = [n for n in resources(stack, "random_password") if n.startswith("directory_")]
     password = ref("random_password", directory_password, "result")
     assert only(stack, "aws_directory_service_directory")["password"] == password
@@ -309,8 +316,10 @@ def test_ephemeral_environment_is_removed_by_one_destroy(cheapest: dict[str, Any
     for resource_type, found in cheapest["resource"].items():
         for name, resource in found.items():
             assert not resource.get("lifecycle", {}).get("prevent_destroy"), f"{resource_type}.{name}"
-    db = only(cheapest, "aws_db_instance")
-    assert db["deletion_protection"] is False and db["skip_final_snapshot"] is True
+    assert only(cheapest, "aws_lb")["enable_deletion_protection"] is False
+    # Its databases and directory accounts are on the base: the destroy invokes their removal.
+    assert not resources(cheapest, "aws_db_instance")
+    assert {i["lifecycle_scope"] for i in resources(cheapest, "aws_lambda_invocation").values()} == {"CRUD"}
     assert {s["recovery_window_in_days"] for s in resources(cheapest, "aws_secretsmanager_secret").values()} == {0}
     assert all(g.get("deletion_protection_enabled") is not True
                for g in resources(cheapest, "aws_cloudwatch_log_group").values())

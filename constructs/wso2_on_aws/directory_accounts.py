@@ -58,7 +58,9 @@ class DirectoryAccountsProps:
     directory_id: str
     directory_type: DirectoryType
     admin_username: str
-    admin_secret_arn: str
+    # None: the directory's admin is another stack's to keep (a branch base's shared directory); this
+    # stack then never reads its password. Required for Simple AD, where the admin is WSO2's account.
+    admin_secret_arn: str | None
     # sAMAccountNames of the dedicated accounts (Managed Microsoft AD only; at most 20 characters).
     bind_account: str
     super_admin_account: str
@@ -73,6 +75,9 @@ class DirectoryAccountsProps:
     package_path: str
     package_sha256_base64: str
     prevent_destroy: bool = True
+    # A branch environment on a shared directory: its accounts go with it (`cdktf destroy` deletes
+    # them). Its own directory takes its accounts with it anyway.
+    remove_on_destroy: bool = False
 
 
 @dataclass(frozen=True)
@@ -88,7 +93,10 @@ class DirectoryAccounts(Construct):
 
     def __init__(self, scope: Construct, id_: str, account: AccountContext, props: DirectoryAccountsProps):
         super().__init__(scope, id_)
-        admin = DirectoryAccount(props.admin_username, props.admin_secret_arn, create=False)
+        if props.admin_secret_arn is None and props.directory_type != "MicrosoftAD":
+            raise ValueError("Simple AD: WSO2 binds as the directory's admin, so its secret is required")
+        admin = None if props.admin_secret_arn is None else DirectoryAccount(props.admin_username,
+                                                                              props.admin_secret_arn, create=False)
         versions: list[str] = []
         if props.directory_type == "MicrosoftAD":
             dedicated = []
@@ -104,8 +112,9 @@ class DirectoryAccounts(Construct):
                 dedicated.append(DirectoryAccount(name, stored.arn, create=True))
                 versions.append(stored.version_id)
             bind, super_admin = dedicated
-            accounts = [bind, super_admin, admin]
+            accounts = [bind, super_admin, *([admin] if admin else [])]
         else:
+            assert admin is not None
             bind = super_admin = admin
             accounts = [admin]
         self.bind_secret_arn, self.super_admin_secret_arn = bind.secret_arn, super_admin.secret_arn
@@ -141,7 +150,8 @@ class DirectoryAccounts(Construct):
             statements.append({
                 "Sid": "CreateAccounts", "Effect": "Allow", "Resource": directory_arn,
                 "Action": ["ds:DescribeDirectoryDataAccess", "ds:EnableDirectoryDataAccess", "ds:AccessDSData",
-                           "ds-data:DescribeUser", "ds-data:CreateUser"]})
+                           "ds-data:DescribeUser", "ds-data:CreateUser",
+                           *(["ds-data:DeleteUser"] if props.remove_on_destroy else [])]})
         permissions = IamRolePolicy(self, "permissions", role=role.id, name="directory-accounts",
                                     policy=json.dumps({"Version": "2012-10-17", "Statement": statements}))
 
@@ -161,9 +171,17 @@ class DirectoryAccounts(Construct):
 
         # Before the nodes boot; again whenever an account, a generated password or the code changes (a
         # changed Admin password reaches AD through Directory Service itself).
-        self.provisioned = LambdaInvocation(self, "provision", function_name=function.function_name, input=event,
-                                            triggers={"event": event, "code": props.package_sha256_base64,
-                                                      "passwords": ",".join(versions)})
+        revision = {"code": props.package_sha256_base64, "passwords": ",".join(versions)}
+        if props.remove_on_destroy:
+            # Invoked on create, update and destroy (tf.action; terraform-provider-aws
+            # internal/service/lambda/invocation.go). The revision lives in the input, not in triggers:
+            # a trigger replaces the invocation, which under CRUD deletes the accounts first.
+            self.provisioned = LambdaInvocation(
+                self, "provision", function_name=function.function_name, lifecycle_scope="CRUD",
+                input=json.dumps({**json.loads(event), "revision": revision}))
+        else:
+            self.provisioned = LambdaInvocation(self, "provision", function_name=function.function_name,
+                                                input=event, triggers={"event": event, **revision})
         rule = CloudwatchEventRule(self, "schedule", name=props.function_name,
                                    description="Renew WSO2's directory account passwords before AD expires them",
                                    schedule_expression=RENEWAL_SCHEDULE)

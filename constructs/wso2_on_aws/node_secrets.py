@@ -43,17 +43,21 @@ class NodeSecretsProps:
 
 
 class NodeSecrets(Construct):
-    """Outputs: `database_secret_arn`, `node_secret_arn`, `arns` (both, for the node role)."""
+    """Outputs: `database_secret_arn` (and its `database_secret_version`), `node_secret_arn`, `arns` (both, for
+    the node role)."""
 
     def __init__(self, scope: Construct, id_: str, props: NodeSecretsProps):
         super().__init__(scope, id_)
-        self._props = props
         self._protect = TerraformResourceLifecycle(prevent_destroy=props.prevent_destroy)
 
-        self.database_secret_arn = self._secret(
-            "database-secret", props.database_secret_name,
-            "The database user WSO2 connects as (least privilege on the six WSO2 databases)",
-            {"username": props.database_user, "password": generated_password(self, "database-password")})
+        database_secret = kms_secret(
+            self, "database-secret", name=props.database_secret_name, kms_key_arn=props.kms_key_arn,
+            description="The database user WSO2 connects as (least privilege on the six WSO2 databases)",
+            prevent_destroy=props.prevent_destroy,
+            document={"username": props.database_user, "password": generated_password(self, "database-password")})
+        self.database_secret_arn = database_secret.arn
+        # Changes with the password: whoever sets the user's password on the server watches it.
+        self.database_secret_version = database_secret.version_id
 
         encryption_key = Id(self, "encryption-key", byte_length=16)
         portal_secret = Password(self, "consent-portal-secret", length=40, special=True,
@@ -72,10 +76,6 @@ class NodeSecrets(Construct):
 
     def grant_read(self, role: Grantable) -> None:
         role.add_to_policy(secrets_read(self.arns))
-
-    def _secret(self, id_: str, name: str, description: str, document: dict[str, str]) -> str:
-        return kms_secret(self, id_, name=name, kms_key_arn=self._props.kms_key_arn, description=description,
-                          prevent_destroy=self._props.prevent_destroy, document=document).arn
 
 
 def generated_password(scope: Construct, id_: str) -> str:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import jinja2
 
-from obiam import database_engines, wso2
+from obiam import branch_scope, database_engines, wso2
 from obiam.bootstrap import shipping
 from obiam.config import jdk_major
 from obiam.environments import Environment
@@ -95,6 +95,7 @@ class BootstrapSettings:
     datasources: tuple[tuple[str, RenderedDatabase], ...]
     databases: tuple[RenderedDatabase, ...]
     app_db_user: str
+    db_user_from_base: bool
     jdbc_driver: str
     # The driver's class inside its jar, which the node looks for in the pack's components/lib.
     jdbc_driver_class_file: str
@@ -115,17 +116,20 @@ def settings_for(environment: Environment) -> BootstrapSettings:
     product = wso2.PRODUCTS[config.product.version]
     jdbc = database_engines.ENGINES[config.database.engine].jdbc
 
+    scope = branch_scope.OWN_SERVERS if environment.base is None else branch_scope.on_branch_base(environment.name)
+
     def database(d: wso2.Database) -> RenderedDatabase:
-        url = jdbc.url.format(host="@OBIAM_DB_HOST@", port="@OBIAM_DB_PORT@", database=d.name)
+        name = scope.database(d.name)
+        url = jdbc.url.format(host="@OBIAM_DB_HOST@", port="@OBIAM_DB_PORT@", database=name)
         # Oracle: one schema (user) per WSO2 database, named after it, as OB's guide sets them up.
-        user = d.name if jdbc.user_per_database else wso2.APPLICATION_DB_USER
+        user = name if jdbc.user_per_database else scope.database_user
         alterations = dict(d.alterations).get(jdbc.dialect, "")
-        return RenderedDatabase(d.name, url, user, tuple(s.format(dialect=jdbc.dialect) for s in d.scripts),
+        return RenderedDatabase(name, url, user, tuple(s.format(dialect=jdbc.dialect) for s in d.scripts),
                                 alterations)
 
     directory = config.directory
     dc = wso2.domain_dn(directory.name)
-    accounts = wso2.directory_accounts(directory.type, directory.name)
+    accounts = wso2.directory_accounts(directory.type, directory.name, scope.bind_account, scope.super_admin_account)
     # Managed Microsoft AD keeps its delegated users (and those the Data API creates) in
     # OU=Users,OU=<NetBIOS name>; Simple AD in CN=Users.
     user_base = f"OU=Users,OU={directory.netbios_name},{dc}" if directory.type == "MicrosoftAD" else f"CN=Users,{dc}"
@@ -186,7 +190,9 @@ def settings_for(environment: Environment) -> BootstrapSettings:
                                 if d.toml is not None),
         datasources=tuple((ds_id, database(d)) for ds_id, d in wso2.toml_datasources(product)),
         databases=tuple(database(d) for d in product.databases),
-        app_db_user=wso2.APPLICATION_DB_USER,
+        app_db_user=scope.database_user,
+        # On a branch base the base's function made the user, with every right on the branch's databases only.
+        db_user_from_base=environment.base is not None,
         jdbc_driver=jdbc.driver, jdbc_driver_class_file=jdbc.driver.replace('.', '/') + ".class",
         validation_query=jdbc.validation_query,
         # OB 3.0 "Setting up databases": 150 connections, 300 on SQL Server.

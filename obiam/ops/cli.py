@@ -20,7 +20,8 @@ import typer
 
 from obiam import ephemeral, node_config
 from obiam.config import EphemeralConfig
-from obiam.environments import ENVIRONMENT_NAME, EPHEMERAL_TEMPLATE, ConfigError, Environment, load_environment
+from obiam.config_values import ENVIRONMENT_NAME
+from obiam.environments import EPHEMERAL_TEMPLATE, ConfigError, Environment, load_environment
 from obiam.naming import Names
 from obiam.ops import aws, pack_s3, reap, restore
 from obiam.ops.ami import latest_lines

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import boto3
@@ -11,7 +12,7 @@ from botocore.parsers import ResponseParserError
 from obiam import database_engines, directory_service, instance_types
 from obiam.config import EnvironmentConfig
 from obiam.environments import Environment
-from obiam.naming import EPHEMERAL_TAG_KEY
+from obiam.naming import EPHEMERAL_TAG_KEY, published_parameter
 from obiam.ops.aws import DENIED, client, error_code, lookup
 from obiam.ops.output import Check
 from obiam.ops.pack_s3 import object_sha256, s3_location
@@ -55,6 +56,41 @@ def _directory_check(aws: boto3.session.Session, environment: Environment, regio
                                              f"{', '.join(forbidden)}")
     return Check("directory", True, f"{kind} offered in {region}; {limits[f'{prefix}CurrentCount']} of "
                                     f"{limits[f'{prefix}Limit']} in use")
+
+
+# Amazon VPC quotas, "Inbound or outbound rules per security group": 60 by default. Every branch on a
+# base adds one inbound rule (its nodes) to the base's database security group.
+SECURITY_GROUP_RULES = 60
+
+
+def _branch_base_check(aws: boto3.session.Session, environment: Environment, region: str) -> Check:
+    """The base the branch stands on is deployed (it published its outputs and its branch-databases
+    function exists), and its database security group has room for this branch's rule."""
+    base = environment.base
+    assert base is not None
+    parameter_name = published_parameter(base.name)
+    deploy_first = f"deploy it first: cdktf deploy {base.name} (README, \"Per-branch environments\")"
+    parameter = lookup(lambda: client(aws, "ssm", region).get_parameter(Name=parameter_name)["Parameter"],
+                       missing={"ParameterNotFound"})
+    if parameter is None:
+        return Check("branch base", False, f"{base.name} is not deployed ({parameter_name} not found); {deploy_first}")
+    try:
+        published = json.loads(parameter["Value"])
+        function_name, db_group = published["branch_databases_function_name"], published["db_security_group_id"]
+    except (ValueError, KeyError, TypeError):
+        return Check("branch base", False, f"{parameter_name} is not what {base.name} publishes; re-apply {base.name}")
+    function = lookup(lambda: client(aws, "lambda", region).get_function(FunctionName=function_name),
+                      missing={"ResourceNotFoundException"})
+    if function is None:
+        return Check("branch base", False, f"{base.name}'s function {function_name} is missing; {deploy_first}")
+    rules = client(aws, "ec2", region).describe_security_group_rules(
+        Filters=[{"Name": "group-id", "Values": [db_group]}])["SecurityGroupRules"]
+    inbound = sum(1 for rule in rules if not rule.get("IsEgress"))
+    if inbound >= SECURITY_GROUP_RULES:
+        return Check("branch base", False, f"{base.name}'s database security group {db_group} holds {inbound} of "
+                                           f"{SECURITY_GROUP_RULES} inbound rules, one per branch: reap a branch first")
+    return Check("branch base", True, f"{base.name} is deployed; its database security group has room "
+                                      f"({inbound} of {SECURITY_GROUP_RULES} inbound rules)")
 
 
 STANDARD_SUPPORT = "open-source-rds-standard-support"
@@ -107,6 +143,20 @@ def _branch_network_check(ec2: Any, environment: Environment) -> Check:
         return Check("branch network", False, f"{cidr} is already the VPC range of {', '.join(others)}; rename the "
                                               "branch, or reap or destroy that environment first")
     return Check("branch network", True, f"{cidr}: no other per-branch environment uses it")
+
+
+def _server_checks(aws: boto3.session.Session, environment: Environment, region: str) -> list[Check]:
+    """The directory, the database engine and the network range; for a branch on a base, the base."""
+    if environment.base is not None:
+        # Its network, database server and directory are the base's: those are checked there.
+        return [_branch_base_check(aws, environment, region)]
+    checks = [_directory_check(aws, environment, region)]
+    engine_support = _engine_support_check(client(aws, "rds", region), environment.config)
+    if engine_support is not None:
+        checks.append(engine_support)
+    if environment.branch is not None and environment.config.network.existing_vpc is None:
+        checks.append(_branch_network_check(client(aws, "ec2", region), environment))
+    return checks
 
 
 def preflight(aws: boto3.session.Session, environment: Environment, region: str) -> list[Check]:
@@ -173,12 +223,7 @@ def preflight(aws: boto3.session.Session, environment: Environment, region: str)
         checks.append(Check("JDBC driver", head is not None,
                             f"{uri} ({head['ContentLength']} bytes)" if head else f"{uri} not found"))
 
-    checks.append(_directory_check(aws, environment, region))
-    engine_support = _engine_support_check(client(aws, "rds", region), config)
-    if engine_support is not None:
-        checks.append(engine_support)
-    if environment.branch is not None and config.network.existing_vpc is None:
-        checks.append(_branch_network_check(ec2, environment))
+    checks.extend(_server_checks(aws, environment, region))
 
     state = config.state
     state_s3 = client(aws, "s3", config.state_region)
