@@ -132,9 +132,9 @@ def plan_store(environment_file: Path) -> str:
     encrypted, readable only by the roles that can read the state). A plan holds the same secret
     values as the state, so it never goes into a GitHub artifact, which every reader of the
     repository can download; the artifact holds the manifest and the masked summary."""
-    from obiam.environments import load_environment
+    from obiam.environments import load_file
 
-    environment = load_environment(environment_file, Path.cwd())
+    environment = load_file(environment_file, Path.cwd())
     state = environment.config.state
     return f"s3://{state.bucket}/{plan_key_prefix(state.key_prefix, environment.name)}"
 

@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 from conftest import ROOT, Synth
 from obiam import ci_policy, plan_artifact
 from obiam.cli import app
-from obiam.environments import load_environment
+from obiam.environments import load_file
 
 WORKFLOWS = ROOT / ".github" / "workflows"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -190,7 +190,12 @@ def test_the_apply_step_refuses_a_stale_plan(workspace: dict[str, Any]) -> None:
 def test_the_apply_job_never_plans_and_waits_for_its_environment() -> None:
     deploy = workflow("deploy.yml")
     assert [(j["with"]["stack"], j["with"]["deploy-environment"]) for n, j in deploy["jobs"].items() if "uses" in j] \
-        == [("staging", "staging"), ("prod", "production")]
+        == [("staging", "staging"), ("ephemeral-base", "ephemeral-base"), ("prod", "production")]
+    # A branch base has servers and no nodes: its deploy rolls nothing, and verifies the servers.
+    assert [j["with"].get("nodes", True) for j in deploy["jobs"].values() if "uses" in j] == [True, False, True]
+    (roll,) = [s for s in workflow("deploy-stack.yml")["jobs"]["apply"]["steps"]
+               if s.get("name", "").startswith("Roll the nodes")]
+    assert roll["if"] == "inputs.nodes"
     stack = workflow("deploy-stack.yml")["jobs"]
     apply_scripts = " ".join(s.get("run", "") for s in stack["apply"]["steps"])
     assert "terraform plan" not in apply_scripts and " plan -" not in apply_scripts
@@ -215,14 +220,15 @@ def test_pr_code_gets_a_stacks_credentials_only_in_its_pr_plan_environment() -> 
     plan = workflow("pr.yml")["jobs"]["plan"]
     assert plan["environment"] == "${{ matrix.environment }}"
     assert {(m["stack"], m["environment"]) for m in plan["strategy"]["matrix"]["include"]} == {
-        ("prod", "production-pr-plan"), ("staging", "staging-pr-plan"), ("dev", "dev-pr-plan")}
+        ("prod", "production-pr-plan"), ("staging", "staging-pr-plan"), ("dev", "dev-pr-plan"),
+        ("ephemeral-base", "ephemeral-base-pr-plan")}
 
 
 def test_drift_plans_every_environment_and_keeps_one_issue_each() -> None:
     drift = workflow("drift.yml")
     job = drift["jobs"]["drift"]
     assert drift[True]["schedule"] and {m["stack"] for m in job["strategy"]["matrix"]["include"]} == {
-        "prod", "staging", "dev"}
+        "prod", "staging", "dev", "ephemeral-base"}
     script = step(job, "Plan (-detailed-exitcode)")
     assert "-detailed-exitcode" in script and 'obiam verify --env "$STACK"' in script
     issues = step(job, "Open, update or close")
@@ -243,9 +249,9 @@ def actions(statement: dict[str, Any]) -> list[str]:
 
 
 @pytest.mark.synth
-@pytest.mark.parametrize("env", ["prod", "staging", "dev"])
+@pytest.mark.parametrize("env", ["prod", "staging", "dev", "ephemeral-base"])
 def test_each_environment_has_a_read_only_plan_role_and_its_own_deploy_role(synth: Synth, env: str) -> None:
-    environment = load_environment(ROOT / "environments" / f"{env}.yaml", ROOT)
+    environment = load_file(ROOT / "environments" / f"{env}.yaml", ROOT)
     roles = ci_policy.policies(environment, synth.stack(env), "bank/obiam")
     plan, deploy = roles[f"obiam-{env}-ci-plan"], roles[f"obiam-{env}-ci-deploy"]
     granted = [a for s in plan["policy"]["Statement"] if s["Effect"] == "Allow" for a in actions(s)]
@@ -270,7 +276,8 @@ def test_each_environment_has_a_read_only_plan_role_and_its_own_deploy_role(synt
     assert statements(deploy["policy"])["PassOwnRolesOnly"]["Effect"] == "Deny"
     # The deploy role acts in the environment's region and, for its backup copies, the copy region only.
     regions = statements(deploy["policy"])["ManageTheStack"]["Condition"]["StringEquals"]["aws:RequestedRegion"]
-    assert regions == sorted({environment.config.region, environment.config.backup.copy_region or ""} - {""})
+    backup = getattr(environment.config, "backup", None)  # a branch base takes no backups
+    assert regions == sorted({environment.config.region, (backup.copy_region if backup else None) or ""} - {""})
     # IAM quota: a managed policy is at most 6,144 characters, whitespace not counted.
     for role in (plan, deploy):
         assert len(json.dumps(role["policy"], separators=(",", ":"))) <= 6144
@@ -296,3 +303,18 @@ def test_readme_lists_each_roles_policy_command() -> None:
     for needle in ("obiam ci-policy --env", "obiam-<env>-ci-plan", "obiam-<env>-ci-deploy", "production-pr-plan",
                    "obiam plan-artifact verify"):
         assert needle in readme
+
+
+def test_a_branch_environment_is_checked_against_its_base_deployed_and_verified_and_destroyed_alone() -> None:
+    """Issue #18: the ephemeral workflow creates, updates and destroys a branch environment on the
+    shared base. Preflight stops a branch whose base is missing or full before anything is created;
+    the destroy names the branch's stack only, so the base is never planned for destruction."""
+    jobs = workflow("ephemeral.yml")["jobs"]
+    names = [s.get("name", "") for s in jobs["deploy"]["steps"]]
+    order = [names.index(n) for n in ("Preflight", "Deploy", "Roll the nodes onto the deployed version",
+                                      "Verify (WSO2 takes minutes to become healthy)")]
+    assert order == sorted(order)
+    assert 'obiam preflight --branch "$OBIAM_EPHEMERAL_BRANCH"' in step(jobs["deploy"], "Preflight")
+    assert 'obiam verify --branch "$OBIAM_EPHEMERAL_BRANCH"' in step(jobs["deploy"], "Verify")
+    destroy = step(jobs["destroy"], "Destroy")
+    assert 'npx cdktf destroy "$stack" --auto-approve' in destroy and "ephemeral-base" not in destroy

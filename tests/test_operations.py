@@ -19,7 +19,7 @@ from configs import with_values
 from typer.testing import CliRunner
 
 from conftest import ROOT
-from obiam import database_engines
+from obiam import database_engines, lambda_package
 from obiam.cli import app
 from obiam.environments import Environment, parse_environment
 from obiam.naming import Names
@@ -826,3 +826,94 @@ def test_env_is_a_name_never_a_path(name: str) -> None:
     result = CliRunner().invoke(app, ["preflight", "--env", name])
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert f"--env '{name}': allowed: an environment name" in result.output
+
+
+def test_preflight_stops_a_branch_whose_base_is_not_deployed_or_full(mocked: Any, template_dir: str) -> None:
+    """A branch stands on its base's published outputs and function; each branch adds one inbound rule
+    to the base's database security group, of the 60 a group holds by default (Amazon VPC quotas,
+    "Inbound or outbound rules per security group")."""
+    from obiam import ephemeral
+    from obiam.environments import load_environment
+    from obiam.ops.preflight import SECURITY_GROUP_RULES
+
+    template = load_environment(Path(template_dir) / "ephemeral.yaml", Path(template_dir))
+    mine = ephemeral.from_template(template, "feature/a", reap.now())
+
+    def check() -> Any:
+        return next(c for c in preflight(mocked, mine, REGION) if c.name == "branch base")
+
+    assert not any(c.name in ("directory", "branch network") for c in preflight(mocked, mine, REGION))
+    assert (check().passed, check().detail) == (False, "ephemeral-base is not deployed (/obiam/ephemeral-base/"
+                                                       "branch-base not found); deploy it first: cdktf deploy "
+                                                       "ephemeral-base (README, \"Per-branch environments\")")
+    ec2 = mocked.client("ec2", region_name=REGION)
+    vpc = ec2.create_vpc(CidrBlock="10.43.0.0/16")["Vpc"]["VpcId"]
+    group = ec2.create_security_group(GroupName="obiam-ephemeral-base-db", Description="db", VpcId=vpc)["GroupId"]
+    mocked.client("ssm", region_name=REGION).put_parameter(
+        Name="/obiam/ephemeral-base/branch-base", Type="String", Value=json.dumps(
+            {"branch_databases_function_name": "obiam-ephemeral-base-branch-databases", "db_security_group_id": group}))
+    assert "function obiam-ephemeral-base-branch-databases is missing" in check().detail
+    role = mocked.client("iam").create_role(RoleName="f", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    mocked.client("lambda", region_name=REGION).create_function(
+        FunctionName="obiam-ephemeral-base-branch-databases", Runtime="python3.12", Role=role,
+        Handler="index.handler", Code={"ZipFile": lambda_package.branch_databases().content})
+    assert check().passed, check().detail
+    for port in range(1, SECURITY_GROUP_RULES + 1):
+        ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": port, "ToPort": port, "IpRanges": [{"CidrIp": f"10.0.0.{port}/32"}]}])
+    assert not check().passed and "reap a branch first" in check().detail
+
+
+def test_verify_checks_a_branchs_servers_on_its_base_and_the_base_itself(mocked: Any, template_dir: str) -> None:
+    """A branch on a base has no database server or directory of its own: `verify --branch` checks the
+    base's (found by the base's names and Environment tag), and `verify --env <base>` checks those and
+    what the base publishes for its branches."""
+    from obiam import ephemeral
+    from obiam.environments import load_environment
+    from obiam.ops.verify import verify_base
+
+    template = load_environment(Path(template_dir) / "ephemeral.yaml", Path(template_dir))
+    mine = ephemeral.from_template(template, "feature/a", reap.now())
+    assert mine.base is not None
+    base = mine.base
+    deploy(mocked, mine, directory=False)
+    checks = {c.name: c for c in verify(mocked, mine, REGION)}
+    assert (checks["database"].passed, checks["database"].detail) == (False,
+                                                                      "DB instance obiam-ephemeral-base-db not found")
+    assert not checks["directory"].passed and "of ephemeral-base not found" in checks["directory"].detail
+    ec2 = mocked.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.43.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.43.{i}.0/24", AvailabilityZone=z)["Subnet"]["SubnetId"]
+               for i, z in enumerate(ZONES)]
+    mocked.client("rds").create_db_instance(
+        DBInstanceIdentifier=Names(base.name).db_instance, Engine="mysql", DBInstanceClass="db.t3.medium",
+        MultiAZ=True, AllocatedStorage=20, MasterUsername="obiam_admin", MasterUserPassword="not-a-real-password-1")
+    mocked.client("ds").create_microsoft_ad(
+        Name=base.config.directory.name, Password="Passw0rd!Passw0rd", Edition="Standard",
+        VpcSettings={"VpcId": vpc, "SubnetIds": subnets}, Tags=[{"Key": "Environment", "Value": base.name}])
+    checks = {c.name: c for c in verify(mocked, mine, REGION)}
+    assert checks["database"].passed and checks["directory"].passed, checks
+    on_base = {c.name: c for c in verify_base(mocked, base, REGION)}
+    assert on_base["database"].passed and on_base["directory"].passed
+    assert (on_base["branch outputs"].passed, on_base["branch outputs"].detail) == (
+        False, "/obiam/ephemeral-base/branch-base not found: branches cannot stand on ephemeral-base")
+    mocked.client("ssm").put_parameter(Name="/obiam/ephemeral-base/branch-base", Type="String", Value="{}")
+    role = mocked.client("iam").create_role(RoleName="f", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    mocked.client("lambda").create_function(
+        FunctionName=Names(base.name).branch_databases_function, Runtime="python3.12", Role=role,
+        Handler="index.handler", Code={"ZipFile": lambda_package.branch_databases().content})
+    assert all(c.passed for c in verify_base(mocked, base, REGION))
+
+
+def test_preflight_of_a_branch_base_checks_its_servers_and_state_not_nodes(mocked: Any, template_dir: str) -> None:
+    from obiam.environments import load_file
+    from obiam.ops.preflight import preflight_base
+
+    base = load_file(Path(template_dir) / "ephemeral-base.yaml", Path(template_dir))
+    assert not isinstance(base, Environment)
+    checks = {c.name: c for c in preflight_base(mocked, base, REGION)}
+    assert set(checks) == {"availability zones", "directory", "engine support", "state bucket"}
+    assert checks["availability zones"].passed and checks["directory"].passed
+    assert (checks["state bucket"].passed, checks["state bucket"].detail) == (
+        False, "example-bank-tfstate-333333333333-eu-west-2 not found: run `obiam bootstrap-state --env "
+               "ephemeral-base`")

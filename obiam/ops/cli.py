@@ -21,15 +21,23 @@ import typer
 from obiam import ephemeral, node_config
 from obiam.config import EphemeralConfig
 from obiam.config_values import ENVIRONMENT_NAME
-from obiam.environments import EPHEMERAL_TEMPLATE, ConfigError, Environment, load_environment
+from obiam.environments import (
+    EPHEMERAL_TEMPLATE,
+    BranchBase,
+    ConfigError,
+    Deployable,
+    Environment,
+    load_environment,
+    load_file,
+)
 from obiam.naming import Names
 from obiam.ops import aws, pack_s3, reap, restore
 from obiam.ops.ami import latest_lines
 from obiam.ops.output import Check, all_passed, print_checks
-from obiam.ops.preflight import preflight
+from obiam.ops.preflight import preflight, preflight_base
 from obiam.ops.rollout import rollout
 from obiam.ops.state_backend import ensure_state_backend
-from obiam.ops.verify import verify
+from obiam.ops.verify import verify, verify_base
 from obiam.pack import PackError, file_sha256
 from obiam.pack.build import build as build_pack
 from obiam.pack.verify import verify_pack
@@ -60,6 +68,15 @@ def _run(body: Callable[[], int]) -> None:
 
 
 def _environment(name: str, branch: str | None, directory: Path) -> Environment:
+    loaded = _deployable(name, branch, directory)
+    if isinstance(loaded, BranchBase):
+        raise ConfigError([f"{loaded.source}: is a branch base (kind: branch-base); this command works on an "
+                           "environment's nodes, which a base has none of; allowed: an environment name"])
+    return loaded
+
+
+def _deployable(name: str, branch: str | None, directory: Path) -> Deployable:
+    """An environment, a per-branch environment (--branch) or a branch base, by name."""
     if branch:
         template = load_environment(directory / f"{EPHEMERAL_TEMPLATE}.yaml", Path.cwd())
         return ephemeral.from_template(template, branch, reap.now())
@@ -69,7 +86,7 @@ def _environment(name: str, branch: str | None, directory: Path) -> Environment:
         # A name, never a path: `--env ../x` would read a file outside the environments directory.
         raise ConfigError([f"--env {show(name)}: allowed: an environment name (2-20 lower-case letters, digits and "
                            f"-, starting with a letter), the stem of a file in {directory}"])
-    return load_environment(directory / f"{name}.yaml", Path.cwd())
+    return load_file(directory / f"{name}.yaml", Path.cwd())
 
 
 def _in_account(env: str, branch: str | None, region: str | None,
@@ -92,7 +109,7 @@ def bootstrap_state(env: EnvOption = "prod", region: RegionOption = None,
                     environments_dir: DirOption = Path("environments")) -> None:
     """Create the remote-state bucket (and DynamoDB lock table) idempotently."""
     def body() -> int:
-        environment = _environment(env, None, environments_dir)
+        environment = _deployable(env, None, environments_dir)
         state_region = region or environment.config.state_region
         session = aws.session(state_region)
         aws.require_account(session, environment.config.account.id, environment.source)
@@ -106,26 +123,32 @@ def bootstrap_state(env: EnvOption = "prod", region: RegionOption = None,
     _run(body)
 
 
-def _checks_command(title: str, checks: Callable[[Any, Environment, str], list[Check]], *, env: str,
+def _checks_command(title: str, checks: Callable[[Any, Environment, str], list[Check]],
+                    base_checks: Callable[[Any, BranchBase, str], list[Check]], *, env: str,
                     branch: str | None, region: str | None, environments_dir: Path, as_json: bool) -> None:
+    """Runs `checks` on an environment, or `base_checks` on a branch base."""
     def body() -> int:
-        environment, session, where, account = _in_account(env, branch, region, environments_dir)
-        return _report(f"{title} {environment.name} (account {account}, {where})",
-                       checks(session, environment, where), as_json)
+        loaded = _deployable(env, branch, environments_dir)
+        where = region or loaded.config.region
+        session = aws.session(where)
+        account = aws.require_account(session, loaded.config.account.id, loaded.source)
+        found = (base_checks(session, loaded, where) if isinstance(loaded, BranchBase)
+                 else checks(session, loaded, where))
+        return _report(f"{title} {loaded.name} (account {account}, {where})", found, as_json)
     _run(body)
 
 
 def preflight_command(env: EnvOption = "prod", branch: BranchOption = None, region: RegionOption = None,
                       environments_dir: DirOption = Path("environments"), as_json: JsonOption = False) -> None:
     """Check the target account is ready for the environment (run before a deploy)."""
-    _checks_command("preflight", preflight, env=env, branch=branch, region=region,
+    _checks_command("preflight", preflight, preflight_base, env=env, branch=branch, region=region,
                     environments_dir=environments_dir, as_json=as_json)
 
 
 def verify_command(env: EnvOption = "prod", branch: BranchOption = None, region: RegionOption = None,
                    environments_dir: DirOption = Path("environments"), as_json: JsonOption = False) -> None:
     """Check the deployed environment keeps WSO2's HA invariants (run after a deploy)."""
-    _checks_command("verify", verify, env=env, branch=branch, region=region,
+    _checks_command("verify", verify, verify_base, env=env, branch=branch, region=region,
                     environments_dir=environments_dir, as_json=as_json)
 
 

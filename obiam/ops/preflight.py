@@ -10,12 +10,14 @@ from botocore.exceptions import ClientError
 from botocore.parsers import ResponseParserError
 
 from obiam import database_engines, directory_service, instance_types
-from obiam.config import EnvironmentConfig
-from obiam.environments import Environment
+from obiam.config import BranchBaseConfig, EnvironmentConfig
+from obiam.environments import BranchBase, Environment
 from obiam.naming import EPHEMERAL_TAG_KEY, published_parameter
 from obiam.ops.aws import DENIED, client, error_code, lookup
 from obiam.ops.output import Check
 from obiam.ops.pack_s3 import object_sha256, s3_location
+
+ServersConfig = EnvironmentConfig | BranchBaseConfig
 
 
 def _pack_check(s3: Any, uri: str, pinned: str) -> Check:
@@ -31,10 +33,9 @@ def _pack_check(s3: Any, uri: str, pinned: str) -> Check:
     return Check("product pack", True, f"{uri} matches product.pack_sha256 ({how})")
 
 
-def _directory_check(aws: boto3.session.Session, environment: Environment, region: str) -> Check:
+def _directory_check(aws: boto3.session.Session, config: ServersConfig, region: str) -> Check:
     """The directory type exists in the region, the account has room for one more, and Simple AD's
     VPC (an existing one; the toolkit's own leaves them out) has none of the endpoints it forbids."""
-    config = environment.config
     kind = config.directory.type
     if kind == "SimpleAD" and not directory_service.simple_ad_offered_in(region):
         return Check("directory", False, f"AWS does not offer Simple AD in {region}")
@@ -96,7 +97,7 @@ def _branch_base_check(aws: boto3.session.Session, environment: Environment, reg
 STANDARD_SUPPORT = "open-source-rds-standard-support"
 
 
-def _engine_support_check(rds: Any, config: EnvironmentConfig) -> Check | None:
+def _engine_support_check(rds: Any, config: ServersConfig) -> Check | None:
     """The account's own word on the engine's standard support (DescribeDBMajorEngineVersions,
     SupportedEngineLifecycles) against database.engine_lifecycle_support and the toolkit's dated table."""
     engine = database_engines.ENGINES[config.database.engine]
@@ -150,7 +151,7 @@ def _server_checks(aws: boto3.session.Session, environment: Environment, region:
     if environment.base is not None:
         # Its network, database server and directory are the base's: those are checked there.
         return [_branch_base_check(aws, environment, region)]
-    checks = [_directory_check(aws, environment, region)]
+    checks = [_directory_check(aws, environment.config, region)]
     engine_support = _engine_support_check(client(aws, "rds", region), environment.config)
     if engine_support is not None:
         checks.append(engine_support)
@@ -159,21 +160,43 @@ def _server_checks(aws: boto3.session.Session, environment: Environment, region:
     return checks
 
 
-def preflight(aws: boto3.session.Session, environment: Environment, region: str) -> list[Check]:
-    config = environment.config
-    ec2 = client(aws, "ec2", region)
-    checks: list[Check] = []
-
+def _zones_check(ec2: Any, config: ServersConfig, region: str) -> Check:
     zones = ec2.describe_availability_zones(Filters=[{"Name": "state", "Values": ["available"]}])
     available = sorted(z["ZoneName"] for z in zones["AvailabilityZones"]
                        if z.get("OptInStatus", "opt-in-not-required") == "opt-in-not-required")
     wanted = config.zone_names if config.availability_zones or config.network.existing_vpc is None else []
     missing = [z for z in wanted if z not in available]
-    checks.append(Check(
+    return Check(
         "availability zones",
         len(available) >= config.availability_zone_count and not missing,
         f"{region} has {len(available)} available ({', '.join(available)}); the environment needs "
-        f"{config.availability_zone_count}" + (f"; missing {', '.join(missing)}" if missing else "")))
+        f"{config.availability_zone_count}" + (f"; missing {', '.join(missing)}" if missing else ""))
+
+
+def _state_check(aws: boto3.session.Session, config: ServersConfig, name: str) -> Check:
+    state = config.state
+    state_s3 = client(aws, "s3", config.state_region)
+    exists = lookup(lambda: state_s3.head_bucket(Bucket=state.bucket), missing={"404", "NoSuchBucket", "NotFound"})
+    return Check("state bucket", exists is not None,
+                 f"{state.bucket} in {config.state_region}" if exists is not None
+                 else f"{state.bucket} not found: run `obiam bootstrap-state --env {name}`")
+
+
+def preflight_base(aws: boto3.session.Session, base: BranchBase, region: str) -> list[Check]:
+    """A branch base: its zones, its directory and database engine, and its state bucket."""
+    config = base.config
+    checks = [_zones_check(client(aws, "ec2", region), config, region), _directory_check(aws, config, region)]
+    engine_support = _engine_support_check(client(aws, "rds", region), config)
+    if engine_support is not None:
+        checks.append(engine_support)
+    checks.append(_state_check(aws, config, base.name))
+    return checks
+
+
+def preflight(aws: boto3.session.Session, environment: Environment, region: str) -> list[Check]:
+    config = environment.config
+    ec2 = client(aws, "ec2", region)
+    checks: list[Check] = [_zones_check(ec2, config, region)]
 
     instance_type = config.nodes.instance_type
     offered = lookup(lambda: ec2.describe_instance_types(InstanceTypes=[instance_type])["InstanceTypes"],
@@ -224,11 +247,5 @@ def preflight(aws: boto3.session.Session, environment: Environment, region: str)
                             f"{uri} ({head['ContentLength']} bytes)" if head else f"{uri} not found"))
 
     checks.extend(_server_checks(aws, environment, region))
-
-    state = config.state
-    state_s3 = client(aws, "s3", config.state_region)
-    exists = lookup(lambda: state_s3.head_bucket(Bucket=state.bucket), missing={"404", "NoSuchBucket", "NotFound"})
-    checks.append(Check("state bucket", exists is not None,
-                        f"{state.bucket} in {config.state_region}" if exists is not None
-                        else f"{state.bucket} not found: run `obiam bootstrap-state --env {environment.name}`"))
+    checks.append(_state_check(aws, config, environment.name))
     return checks

@@ -9,8 +9,8 @@ from typing import Any
 
 import boto3
 
-from obiam.environments import Environment
-from obiam.naming import Names
+from obiam.environments import BranchBase, Environment
+from obiam.naming import Names, published_parameter
 from obiam.ops.aws import OpsError, client, lookup
 from obiam.ops.output import Check
 from obiam.ops.rollout import group_version, template_versions
@@ -18,15 +18,37 @@ from obiam.ops.rollout import group_version, template_versions
 
 def verify(aws: boto3.session.Session, environment: Environment, region: str) -> list[Check]:
     names = Names(environment.name)
+    # A branch on a base uses the base's database server and directory: those are the ones to check.
+    servers = environment.name if environment.base is None else environment.base.name
     node_checks, node_zones = _nodes(aws, region, names, environment.config.nodes.min_size)
     return [
         *node_checks,
         _rollout(aws, region, names, environment),
         *_load_balancing(aws, region, names),
-        _database(aws, region, names),
+        _database(aws, region, Names(servers)),
         _artifact_file_system(aws, region, names, node_zones),
-        _directory(aws, region, environment),
+        _directory(aws, region, environment.config.directory.name, servers),
     ]
+
+
+def verify_base(aws: boto3.session.Session, base: BranchBase, region: str) -> list[Check]:
+    """A branch base: its database server and directory, and what it publishes for the branches."""
+    names = Names(base.name)
+    return [_database(aws, region, names), _directory(aws, region, base.config.directory.name, base.name),
+            _published(aws, region, base)]
+
+
+def _published(aws: boto3.session.Session, region: str, base: BranchBase) -> Check:
+    name = published_parameter(base.name)
+    parameter = lookup(lambda: client(aws, "ssm", region).get_parameter(Name=name)["Parameter"],
+                       missing={"ParameterNotFound"})
+    if parameter is None:
+        return Check("branch outputs", False, f"{name} not found: branches cannot stand on {base.name}")
+    function = Names(base.name).branch_databases_function
+    found = lookup(lambda: client(aws, "lambda", region).get_function(FunctionName=function)["Configuration"],
+                   missing={"ResourceNotFoundException"})
+    state = found.get("State", "Active") if found else "missing"
+    return Check("branch outputs", state == "Active", f"{name} published; {function} {state}")
 
 
 def _nodes(aws: boto3.session.Session, region: str, names: Names, min_size: int) -> tuple[list[Check], set[str]]:
@@ -112,16 +134,15 @@ def _artifact_file_system(aws: boto3.session.Session, region: str, names: Names,
                  + (f"; nodes in {', '.join(uncovered)} have none" if uncovered else ""))
 
 
-def _directory(aws: boto3.session.Session, region: str, environment: Environment) -> Check:
-    """The environment's own directory: the domain name is shared (every per-branch environment uses the
-    template's), so the directory is the one whose Environment tag names this environment."""
+def _directory(aws: boto3.session.Session, region: str, domain: str, owner: str) -> Check:
+    """The directory of the stack named `owner`: domain names can repeat (per-branch environments
+    without a base all use the template's), so it is the one whose Environment tag names the owner."""
     ds = client(aws, "ds", region)
-    domain = environment.config.directory.name
     candidates = [d for d in ds.describe_directories()["DirectoryDescriptions"] if d.get("Name") == domain]
-    directories = [d for d in candidates if _tags(ds, d["DirectoryId"]).get("Environment") == environment.name]
+    directories = [d for d in candidates if _tags(ds, d["DirectoryId"]).get("Environment") == owner]
     if not directories:
         others = f" ({len(candidates)} of that name belong to other environments)" if candidates else ""
-        return Check("directory", False, f"directory {domain} of {environment.name} not found{others}")
+        return Check("directory", False, f"directory {domain} of {owner} not found{others}")
     directory = directories[0]
     addresses = directory.get("DnsIpAddrs", [])
     return Check("directory", directory.get("Stage") == "Active" and len(addresses) >= 2,
