@@ -231,3 +231,44 @@ def test_a_branch_base_is_not_an_environment_for_obiam_env(tmp_path: Any) -> Non
         "environments/ephemeral-base.yaml: is a branch base (kind: branch-base), not an environment; allowed here: "
         "an environment name (a branch base is deployed with cdktf deploy ephemeral-base and used through "
         "ephemeral.base)"]
+
+
+# --- what a branch costs (README, "Per-branch environments": the table of billed units) --------------
+
+def billed_units(stack: dict[str, Any], nodes: int) -> dict[str, int]:
+    """What AWS bills by the hour (or month) in a stack, counted from the synthesized JSON."""
+    found = stack.get("resource", {})
+
+    def count(kind: str) -> int:
+        return len(found.get(kind, {}))
+
+    return {
+        "nodes": nodes,
+        "load balancers": count("aws_lb"),
+        "NAT gateways": count("aws_nat_gateway"),
+        "interface endpoint-AZs": sum(len(e.get("subnet_ids", [])) for e in found.get("aws_vpc_endpoint", {}).values()
+                                      if e.get("vpc_endpoint_type") == "Interface"),
+        "directories": count("aws_directory_service_directory"),
+        "database instances": sum(2 if d.get("multi_az") else 1 for d in found.get("aws_db_instance", {}).values()),
+        "KMS keys": count("aws_kms_key"),
+        "secrets": count("aws_secretsmanager_secret"),
+        "file systems": count("aws_efs_file_system"),
+    }
+
+
+@pytest.mark.synth
+def test_a_branch_pays_for_its_nodes_and_load_balancer_and_the_base_once_for_the_rest(
+        synth: Synth, cheapest: dict[str, Any], branch_base: dict[str, Any]) -> None:
+    """The README's cost table, counted from the stacks: NAT gateways and interface endpoints are
+    billed per hour (per AZ for an endpoint: AWS PrivateLink pricing), a Managed AD per directory-hour,
+    a Multi-AZ database as two instances (RDS User Guide, "Multi-AZ DB instance deployments")."""
+    branch = billed_units(cheapest, synth.environments[synth.ephemeral_name].config.nodes.desired_capacity)
+    assert branch == {"nodes": 2, "load balancers": 1, "NAT gateways": 0, "interface endpoint-AZs": 0,
+                      "directories": 0, "database instances": 0, "KMS keys": 3, "secrets": 4, "file systems": 1}
+    assert billed_units(branch_base, 0) == {
+        "nodes": 0, "load balancers": 0, "NAT gateways": 1, "interface endpoint-AZs": 12, "directories": 1,
+        "database instances": 2, "KMS keys": 2, "secrets": 1, "file systems": 0}
+    # A branch with servers of its own (the template without ephemeral.base) is dev's shape: all of it.
+    assert billed_units(synth.stack("dev"), 2) == {
+        "nodes": 2, "load balancers": 1, "NAT gateways": 1, "interface endpoint-AZs": 12, "directories": 1,
+        "database instances": 2, "KMS keys": 3, "secrets": 5, "file systems": 1}
