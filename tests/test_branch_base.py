@@ -67,7 +67,10 @@ def test_only_the_base_function_holds_the_master_credential_and_only_for_branch_
     variables = function["environment"]["variables"]
     assert variables["NAME_PREFIX"] == branch_scope.BRANCH_DATABASE_PREFIX == "eph_"
     assert variables["CA_BUNDLE_URL"].startswith("https://truststore.pki.rds.amazonaws.com/")
-    assert function["vpc_config"]["subnet_ids"] and function["reserved_concurrent_executions"] == 1
+    assert function["vpc_config"]["subnet_ids"]
+    # Branches deploy in parallel: a synchronous invocation over the reserved concurrency is
+    # throttled (Lambda developer guide, "Lambda function scaling"), so the cap is not 1.
+    assert function["reserved_concurrent_executions"] > 1
     statements = {s["Sid"]: s for s in policy_statements(branch_base, "aws_iam_role_policy") if "Sid" in s}
     instance = next(iter(resources(branch_base, "aws_db_instance")))
     master = f"${{aws_db_instance.{instance}.master_user_secret[0].secret_arn}}"

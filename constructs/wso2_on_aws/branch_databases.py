@@ -48,6 +48,7 @@ from wso2_on_aws.security import Connections, Grantable
 # Where the function gets the RDS certificate authorities it verifies the server with (the same
 # bundle the nodes use; RDS "Using SSL/TLS to encrypt a connection to a DB instance").
 RDS_CA_BUNDLE_URL = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
+BRANCH_DATABASES_CONCURRENCY = 10
 
 
 @dataclass(frozen=True)
@@ -125,8 +126,10 @@ class BranchDatabasesFunction(Construct):
             self, "function", function_name=props.function_name, role=role.arn, runtime="python3.12",
             handler="index.handler", filename=package.path, source_code_hash=props.package_sha256_base64,
             architectures=["arm64"], memory_size=256, timeout=120,
-            # One at a time: two branches' applies never interleave statements on the server.
-            reserved_concurrent_executions=1,
+            # Several branches deploy at once (one workflow run per pull request), each on its own
+            # databases: a limit of 1 would throttle the second apply (Lambda answers 429 to a
+            # synchronous call over the limit). The cap bounds the master's connections instead.
+            reserved_concurrent_executions=BRANCH_DATABASES_CONCURRENCY,
             environment=LambdaFunctionEnvironment(variables={
                 "MASTER_SECRET_ARN": props.master_secret_arn, "DB_HOST": props.db_host, "DB_PORT": props.db_port,
                 "NAME_PREFIX": props.name_prefix, "CA_BUNDLE_URL": RDS_CA_BUNDLE_URL}),
