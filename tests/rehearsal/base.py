@@ -198,7 +198,7 @@ class LabBase:
         if spec.get("handler") != "index.handler":
             raise LabGap(f"{function_name}: handler {spec.get('handler')!r}, the lab runs index.handler")
         code = self.lab.root / "lambda" / function_name
-        with self._lock:  # reserved_concurrent_executions = 1: one invocation at a time, as Lambda runs it
+        with self._lock:  # one extraction of the package and one hosts file for all invocations
             if not code.exists():
                 with zipfile.ZipFile(self.path.parent / str(spec["filename"])) as package:
                     package.extractall(code)
