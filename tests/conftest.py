@@ -7,6 +7,7 @@ Tests that do not ask for `synth` never import cdktf.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -247,6 +248,7 @@ def branch_base(synth: Synth) -> dict[str, Any]:
 
 REHEARSAL: pytest.StashKey[Rehearsal] = pytest.StashKey()
 REHEARSAL_VARIANT = "postgres"  # the example the rehearsal boots as its PostgreSQL engine
+REHEARSAL_INPUTS = ("prod", "postgres", "branch")  # the stacks the session hands the rehearsal
 
 
 def is_rehearsal(item: pytest.Item) -> bool:
@@ -255,13 +257,17 @@ def is_rehearsal(item: pytest.Item) -> bool:
 
 def rehearsal_stacks(environments: dict[str, Environment], pack_sha256: str,
                      outdir: Path) -> dict[str, tuple[Path, Environment]]:
-    """The stacks the rehearsal boots: prod and the PostgreSQL variant as the repository has them, but
-    pinned to the pack the lab built (`product.pack_sha256`), in one more App (the provider is loaded)."""
+    """The stacks the rehearsal boots: prod, the PostgreSQL variant and the session's branch environment
+    as the repository has them, but pinned to the pack the lab built (`product.pack_sha256`), in one
+    more App (the provider is loaded). The branch environment keeps its branch, expiry and base."""
     from stacks.app import synthesize
 
+    branch = environments[ephemeral.stack_name(EPHEMERAL_BRANCH)]
     pinned = {name: with_changes(environment, product={"pack_sha256": pack_sha256})
               for name, environment in (("prod", environments["prod"]),
                                         (REHEARSAL_VARIANT, variant_environment(REHEARSAL_VARIANT, environments)))}
+    pinned[branch.name] = dataclasses.replace(branch, config=with_changes(
+        branch, product={"pack_sha256": pack_sha256}).config)
     synthesize(list(pinned.values()), outdir)
     return {name: (outdir / "stacks" / name / "cdk.tf.json", environment) for name, environment in pinned.items()}
 
@@ -293,28 +299,34 @@ class RehearsalPlugin:
     @pytest.hookimpl(wrapper=True)
     def pytest_fixture_setup(self, fixturedef: pytest.FixtureDef[Any],
                              request: pytest.FixtureRequest) -> Generator[None, Any, Any]:
-        """Once the session's stacks are synthesized, synthesizes the two the rehearsal boots (prod and the
-        PostgreSQL variant, pinned to the pack the lab built) and hands them over."""
+        """Once the session's stacks are synthesized, synthesizes the three the rehearsal boots (prod, the
+        PostgreSQL variant and the branch environment, pinned to the pack the lab built) and hands them
+        over, with the branch base's stack."""
         rehearsal = request.config.stash.get(REHEARSAL, None)
         if rehearsal is None or fixturedef.argname != "synth":
             return (yield)
         try:
             result = yield
         except BaseException as error:
-            for which in ("prod", "postgres"):
+            for which in REHEARSAL_INPUTS:
                 rehearsal.input_failed(which, error)
             raise
         try:
             stacks = rehearsal_stacks(result.environments, rehearsal.pack_sha256(),
                                       request.getfixturevalue("tmp_path_factory").mktemp("rehearsal") / "cdktf.out")
         except Exception as error:  # the rehearsal's tests report it; the rest of the session goes on
-            for which in ("prod", "postgres"):
+            for which in REHEARSAL_INPUTS:
                 rehearsal.input_failed(which, error)
             return result
         path, environment = stacks["prod"]
         rehearsal.provide_prod(path, environment.config)
         path, environment = stacks[REHEARSAL_VARIANT]
         rehearsal.provide_postgres(REHEARSAL_VARIANT, json.loads(path.read_text()), path, environment.config)
+        path, environment = stacks[result.ephemeral_name]
+        assert environment.base is not None  # environments/ephemeral.yaml stands on a branch base
+        # The base as the session synthesized it: nothing in it depends on the pack.
+        rehearsal.provide_branch(environment.name, path, environment.config, environment.base.name,
+                                 result.path(environment.base.name))
         return result
 
     def pytest_terminal_summary(self, terminalreporter: Any, config: pytest.Config) -> None:

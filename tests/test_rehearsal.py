@@ -11,6 +11,7 @@ tests/rehearsal/lab.py for what is real and what is a double. Run alone with `ma
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,8 @@ from tests.rehearsal.lab import BootResult
 from tests.rehearsal.session import (
     REQUIRED_TABLES,
     SEEDED_DIRECTORIES,
+    BranchDestroyRecord,
+    BranchRecord,
     BrokenRecord,
     ClusterRecord,
     Health,
@@ -250,3 +253,97 @@ def test_a_node_boots_against_postgresql(rehearsal: Rehearsal) -> None:
         f"WSO2 connects to PostgreSQL as the RDS master user {record.master_username}"
     assert record.connects_as <= record.roles, \
         f"WSO2 connects as {sorted(record.connects_as)}, but the server's login roles are {sorted(record.roles)}"
+
+
+# -- a branch environment on its branch base (issue 18) ---------------------------------------------------
+
+@pytest.fixture(scope="session")
+def branch(rehearsal: Rehearsal) -> BranchRecord:
+    record: BranchRecord = rehearsal.record("branch")
+    return record
+
+
+def branch_databases(record: BranchRecord) -> set[str]:
+    """The branch's own WSO2 databases on the base's server: eph_<stack>_<database> (obiam/branch_scope.py)."""
+    return {record.environment.scope.database(db) for db in REQUIRED_TABLES}
+
+
+def test_a_branch_node_boots_on_the_databases_its_apply_had_the_base_make(synth: Synth, rehearsal: Rehearsal,
+                                                                          branch: BranchRecord) -> None:
+    """Issue 18 (README, "Per-branch environments"): a branch stack has no database server of its own. Its
+    apply invokes the base's branch-databases function (aws_lambda_invocation, lifecycle_scope CRUD, so the
+    AWS provider adds tf.action "create": hashicorp/terraform-provider-aws internal/service/lambda/invocation.go)
+    before the nodes boot; that makes the branch's databases and user on the base's server, and the node then
+    boots healthy with all of WSO2's tables (OB 3.0 "Setting up databases") in those databases. The node runs
+    the session's branch stack's user data, changed only in the pinned pack hash."""
+    environment = branch.environment
+    synthesized = NodeStack.load(environment.name, synth.path(environment.name))
+    pin = synth.environments[environment.name].config.product.pack_sha256
+    assert environment.stack.user_data == synthesized.user_data.replace(pin.encode(), rehearsal.pack_sha256().encode())
+    assert [(a["action"], set(a["databases"]), a["user"]) for a in branch.created] == \
+        [("create", branch_databases(branch), branch.database_user)], f"the function answered {branch.created}"
+    assert all(b.returncode == 0 for b in branch.boots), describe(branch.boots)
+    for name, health in branch.health.items():
+        assert_healthy(f"{name} of {environment.name}", health)
+    assert branch.health, "no health check was made"
+    assert not branch.missing_tables, f"tables missing in the branch's databases: {branch.missing_tables}"
+
+
+def test_a_branch_node_creates_its_tables_as_the_branch_user_and_never_as_the_master(branch: BranchRecord) -> None:
+    """On a branch base, db-init (obiam/bootstrap/templates/db-init.sh.j2, db_user_from_base) creates WSO2's
+    tables with the branch's own user, whose secret the runtime parameter's db_secret_arn names: the base's
+    function gave that user every right on the branch's databases and none elsewhere, so the node needs no
+    master credential and creates no user. The shared server's general log shows who ran what: every
+    connection from the node is the branch user's, each CREATE TABLE ran in one of the branch's databases,
+    no CREATE USER or GRANT came from the node, and the base's master user connected once per invocation of
+    the base's function, never from the node."""
+    assert all(b.returncode == 0 for b in branch.boots), describe(branch.boots)
+    sessions = branch.node_sessions
+    assert sessions, "the server's general log has no connection from the branch node"
+    assert {s.user for s in sessions} == {branch.database_user}, \
+        f"the branch node connected as {sorted({s.user for s in sessions})}, expected only {branch.database_user}"
+    created = Counter(database for s in sessions for database, statement in s.statements
+                      if "CREATE TABLE" in statement.upper())
+    assert set(created) == branch_databases(branch), \
+        f"CREATE TABLE ran in {sorted(created)}, expected the branch's databases {sorted(branch_databases(branch))}"
+    granted = [statement for s in sessions for _, statement in s.statements
+               if any(word in statement.upper() for word in ("CREATE USER", "ALTER USER", "GRANT "))]
+    assert not granted, f"the branch node managed users on the shared server: {granted[:3]}"
+    master = branch.environment.base.master_username if branch.environment.base else ""
+    hosts = sorted({s.host for s in branch.master_sessions})
+    assert master and len(branch.master_sessions) == len(branch.created), (
+        f"the base's master user {master} connected {len(branch.master_sessions)} time(s) from {hosts}, expected "
+        f"once per invocation of the base's function ({len(branch.created)})")
+
+
+def test_wso2_on_a_branch_uses_the_branch_databases_as_the_branch_user(branch: BranchRecord) -> None:
+    """WSO2's datasources on a branch (deployment.toml, obiam/bootstrap settings_for) point at the base's
+    server and the branch's own eph_<stack>_<database> databases, and connect as the branch user: the
+    product double connected to each and read its table."""
+    assert branch.datasources, "WSO2 reported no datasource"
+    environment = branch.environment
+    used = {}
+    for datasource in branch.datasources:
+        match = re.fullmatch(r"jdbc:mysql://([^:/]+):(\d+)/([^?]+)(?:\?.*)?", datasource["url"])
+        assert match is not None, f"{datasource['name']}: not a MySQL JDBC URL: {datasource['url']}"
+        assert match.group(1) == environment.db_host, f"{datasource['name']} points at {match.group(1)}"
+        assert datasource["username"] == branch.database_user, \
+            f"{datasource['name']} connects as {datasource['username']}, not the branch user"
+        used[datasource["name"]] = match.group(3)
+    assert set(used.values()) <= branch_databases(branch), f"datasources outside the branch's databases: {used}"
+
+
+def test_destroying_a_branch_drops_its_databases_and_user_and_nothing_else(rehearsal: Rehearsal) -> None:
+    """`cdktf destroy` of a branch (constructs/wso2_on_aws/branch_databases.py): after its nodes, the
+    invocation's delete (tf.action "delete") makes the base's function drop the branch's databases and user.
+    The shared server keeps everything else: prod's databases here, every table in them."""
+    record: BranchDestroyRecord = rehearsal.record("branch-destroy")
+    before = {d for d in record.databases_before if d.startswith(record.branch_prefix)}
+    assert len(before) == len(REQUIRED_TABLES), f"the branch's databases before the destroy: {sorted(before)}"
+    assert [d["action"] for d in record.deleted] == ["delete"], f"the function answered {record.deleted}"
+    left = {d for d in record.databases_after if d.startswith(record.branch_prefix)}
+    assert not left, f"the branch's databases outlived its destroy: {sorted(left)}"
+    assert record.branch_user not in record.users_after, f"the branch user {record.branch_user} outlived its destroy"
+    prod = {db: tables for db, tables in REQUIRED_TABLES.items() if tables <= record.others_before.get(db, set())}
+    assert prod == REQUIRED_TABLES, "prod's databases were not on the shared server: the check would prove nothing"
+    assert record.others_after == record.others_before, "the branch's destroy changed other databases on the server"

@@ -39,12 +39,15 @@ from typing import Any
 
 import boto3
 
+from obiam import branch_scope
 from tests.rehearsal import pack as packs
+from tests.rehearsal.base import LabBase
 from tests.rehearsal.namespaces import Holder, kill_namespace, run
 from tests.rehearsal.services import (
     AMIS,
     DATABASE_IP,
     ENDPOINTS_IP,
+    GENERAL_LOG_ENTRY,
     MOTO_PORT,
     VENV_BIN,
     MariaDB,
@@ -71,6 +74,8 @@ PRIVATE_DIRECTORIES = ("opt", "mnt", "var/log", "var/tmp", "root", "tmp")
 # Copy-on-write views of the machine's own: the node sees its files, its writes stay its own.
 OVERLAYS = ("etc", "usr", "var/lib")
 ENGINES = {"mysql": "mariadb", "postgres": "postgres"}
+# How a branch environment's stack reads its base's published outputs (stacks/branch_base_stack.py).
+FROM_BASE = re.compile(r"jsondecode\(data\.aws_ssm_parameter\.([\w-]+)\.insecure_value\)\.(\w+)")
 
 
 def password() -> str:
@@ -114,6 +119,7 @@ class LabEnvironment:
     master_username: str = "obiamadmin"
     secret_arns: dict[str, str] = field(default_factory=dict)  # resource name -> ARN
     secret_values: dict[str, dict[str, str]] = field(default_factory=dict)  # ARN -> value
+    secret_versions: dict[str, str] = field(default_factory=dict)  # resource name -> VersionId
     runtime_value: dict[str, Any] = field(default_factory=dict)
     file_system_id: str = ""
     shares: dict[str, Share] = field(default_factory=dict)  # access point id -> share
@@ -121,6 +127,9 @@ class LabEnvironment:
     security_group_id: str = ""
     image_id: str = ""
     nodes: list[Node] = field(default_factory=list)
+    # The branch base the environment stands on (environment.base): its network and database server.
+    base: LabBase | None = None
+    branch_answers: list[dict[str, Any]] = field(default_factory=list)  # the base's function's answers on apply
     _random: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -138,6 +147,11 @@ class LabEnvironment:
     def db_secret_arn(self) -> str:
         return str(self.runtime_value["db_secret_arn"])
 
+    @property
+    def scope(self) -> branch_scope.SharedServerNames:
+        """The names of the environment's databases and database user on its server."""
+        return branch_scope.OWN_SERVERS if self.base is None else branch_scope.on_branch_base(self.name)
+
     def share_for(self, directory: str) -> Share:
         return next(s for s in self.shares.values() if s.directory == directory)
 
@@ -146,10 +160,13 @@ class LabEnvironment:
         """Creates in moto, on the database server and in the shares what `terraform apply` would have."""
         stack, region = self.stack, self.stack.region
         ec2 = self.client("ec2")
-        vpc = ec2.create_vpc(CidrBlock="10.40.0.0/16")["Vpc"]["VpcId"]
-        # One app subnet per environment, so no two nodes on the lab's one bridge share an address.
-        self.subnet_id = ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.40.{16 * (1 + self.index)}.0/20",
-                                           AvailabilityZone=f"{region}a")["Subnet"]["SubnetId"]
+        if self.base is None:
+            vpc = ec2.create_vpc(CidrBlock="10.40.0.0/16")["Vpc"]["VpcId"]
+            # One app subnet per environment, so no two nodes on the lab's one bridge share an address.
+            self.subnet_id = ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.40.{16 * (1 + self.index)}.0/20",
+                                               AvailabilityZone=f"{region}a")["Subnet"]["SubnetId"]
+        else:  # the base's network, as the stack reads it from the base's published parameter
+            vpc, self.subnet_id = self.base_output("vpc_id"), self.base_output("app_subnet_ids")[0]
         self.security_group_id = ec2.create_security_group(GroupName=stack.node_security_group, VpcId=vpc,
                                                            Description="nodes")["GroupId"]
         self.image_id = ec2.describe_images(ImageIds=[AMIS[0]["ami_id"]])["Images"][0]["ImageId"]
@@ -166,19 +183,24 @@ class LabEnvironment:
             share = Share(access_point, directory, self.lab.root / "efs-backing" / self.name / directory)
             start_share(self.lab.services, share.backing, self.lab.root / "efs" / access_point, WSO2_UID)
             self.shares[access_point] = share
-        self.db_host = database_host(stack)
-        master_password = password()
-        self.database.create_master(self.master_username, master_password)
         secrets_client = self.client("secretsmanager")
-        master_arn = secrets_client.create_secret(
-            Name=f"rds!db-{secrets.token_hex(8)}",
-            SecretString=json.dumps({"username": self.master_username, "password": master_password}))["ARN"]
-        self.secret_values[master_arn] = {"username": self.master_username, "password": master_password}
+        if self.base is None:
+            self.db_host = database_host(stack)
+            master_password = password()
+            self.database.create_master(self.master_username, master_password)
+            master_arn = secrets_client.create_secret(
+                Name=f"rds!db-{secrets.token_hex(8)}",
+                SecretString=json.dumps({"username": self.master_username, "password": master_password}))["ARN"]
+            self.secret_values[master_arn] = {"username": self.master_username, "password": master_password}
+        else:  # the base's server and master: the branch never sees the master's secret
+            self.db_host = self.base_output("db_address")
+            self.master_username = self.base.master_username
         for resource_name, secret in stack.resources.get("aws_secretsmanager_secret", {}).items():
             value = self._secret_value(resource_name)
-            arn = secrets_client.create_secret(Name=str(secret["name"]), SecretString=json.dumps(value))["ARN"]
-            self.secret_arns[resource_name] = arn
-            self.secret_values[arn] = value
+            created = secrets_client.create_secret(Name=str(secret["name"]), SecretString=json.dumps(value))
+            self.secret_arns[resource_name] = created["ARN"]
+            self.secret_versions[resource_name] = created["VersionId"]
+            self.secret_values[created["ARN"]] = value
 
         def resolve(key: str, expression: Any) -> Any:  # noqa: PLR0911 - one return per reference kind
             if isinstance(expression, dict):
@@ -188,15 +210,17 @@ class LabEnvironment:
             last = ".".join(attribute)
             if reference.startswith('"') and reference.endswith('"'):
                 return reference[1:-1]
+            if FROM_BASE.fullmatch(reference):  # what the branch base published (stacks/branch_base_stack.py)
+                return self.from_base(reference)
             if kind == "aws_efs_file_system":
                 return self.file_system_id
             if kind == "aws_efs_access_point":
                 return access_point_ids[name]
-            if kind == "aws_db_instance" and last == "address":
+            if self.base is None and kind == "aws_db_instance" and last == "address":
                 return self.db_host
-            if kind == "aws_db_instance" and last == "port":
+            if self.base is None and kind == "aws_db_instance" and last == "port":
                 return self.database.port
-            if kind == "aws_db_instance" and "master_user_secret" in last:
+            if self.base is None and kind == "aws_db_instance" and "master_user_secret" in last:
                 return master_arn
             if "aws_directory_service_directory" in reference and "dns_ip_addresses" in reference:
                 return ["10.40.0.4", "10.40.0.5"]  # no directory is emulated; the product double skips LDAP
@@ -216,6 +240,66 @@ class LabEnvironment:
         logs = self.client("logs")
         for group in stack.log_groups:
             logs.create_log_group(logGroupName=group)
+        # The nodes boot after their databases (the stack's boot_after): apply invokes the base's function first.
+        self.branch_answers = [self.invoke_branch_databases(i, "create") for i in self.branch_database_invocations()]
+
+    def _published(self) -> dict[str, dict[str, Any]]:
+        """data.aws_ssm_parameter name -> its JSON value, for those the stack reads with jsondecode: what its
+        branch base published, read from SSM as `terraform plan` reads it. None without a base."""
+        if self.base is None:
+            return {}
+        text, client = json.dumps(self.stack.data), self.client("ssm")
+        return {name: json.loads(client.get_parameter(Name=str(spec["name"]))["Parameter"]["Value"])
+                for name, spec in self.stack.data.get("data", {}).get("aws_ssm_parameter", {}).items()
+                if f"jsondecode(data.aws_ssm_parameter.{name}.insecure_value)" in text}
+
+    def base_output(self, output: str) -> Any:
+        """One output of the branch base, read through the one data source the stack reads its base with."""
+        published = self._published()
+        if len(published) != 1:
+            raise LabGap(f"{self.stack.path}: expected one data.aws_ssm_parameter read with jsondecode (the base)")
+        name = next(iter(published))
+        return self.from_base(f"jsondecode(data.aws_ssm_parameter.{name}.insecure_value).{output}")
+
+    def branch_database_invocations(self) -> list[dict[str, Any]]:
+        """The stack's aws_lambda_invocation resources of the base's branch-databases function."""
+        return [spec for spec in self.stack.resources.get("aws_lambda_invocation", {}).values()
+                if "branch_databases_function_name" in str(spec.get("function_name"))]
+
+    def invoke_branch_databases(self, invocation: dict[str, Any], action: str) -> dict[str, Any]:
+        """What the AWS provider sends for an aws_lambda_invocation with lifecycle_scope CRUD: the input, with
+        {"tf": {"action", "prev_input"}} added; prev_input is null on create and the current input on
+        delete (hashicorp/terraform-provider-aws, internal/service/lambda/invocation.go, buildInput)."""
+        if self.base is None or invocation.get("lifecycle_scope") != "CRUD":
+            raise LabGap(f"{self.stack.path}: a branch-databases invocation without a base or lifecycle_scope CRUD")
+
+        def value(match: re.Match[str]) -> str:
+            kind, name, attribute = match.groups()
+            if kind == "aws_secretsmanager_secret" and attribute == "arn":
+                return self.secret_arns[name]
+            if kind == "aws_secretsmanager_secret_version" and attribute == "version_id":
+                secret = _reference(str(self.stack.resource(f"{kind}.{name}")["secret_id"])).split(".")[1]
+                return self.secret_versions[secret]
+            raise LabGap(f"{self.stack.path}: invocation input references {match.group(0)}")
+
+        event = json.loads(re.sub(r"\$\{(aws_[a-z_]+)\.([A-Za-z0-9_-]+)\.(\w+)\}", value, str(invocation["input"])))
+        function_name = str(self.from_base(_reference(str(invocation["function_name"]))))
+        return self.base.invoke(function_name, {**event, "tf": {
+            "action": action, "prev_input": event if action == "delete" else None}})
+
+    def from_base(self, reference: str) -> Any:
+        """A value the stack reads from its base's published parameter (`jsondecode(data...).<output>`)."""
+        match = FROM_BASE.fullmatch(reference)
+        if match is None:
+            raise LabGap(f"{self.stack.path}: {reference!r} is not read from the branch base")
+        published = self._published()
+        if match.group(1) not in published or match.group(2) not in published[match.group(1)]:
+            raise LabGap(f"{self.stack.path}: {reference}: the base published no such value")
+        return published[match.group(1)][match.group(2)]
+
+    def destroy_branch_databases(self) -> list[dict[str, Any]]:
+        """What `cdktf destroy` does to the branch's databases: the invocations' delete (after the nodes)."""
+        return [self.invoke_branch_databases(i, "delete") for i in self.branch_database_invocations()]
 
     def _secret_value(self, secret_resource: str) -> dict[str, str]:
         """The secret's value as `terraform apply` writes it: its secret_version's JSON, random values generated."""
@@ -276,10 +360,18 @@ class LabEnvironment:
         return node
 
     def schema_statements(self) -> list[str]:
-        """Every CREATE TABLE / CREATE DATABASE / ALTER TABLE the database server has run."""
+        """Every CREATE TABLE / CREATE DATABASE / ALTER TABLE the database server has run for this environment's
+        nodes. The MariaDB server is shared by every MySQL environment of the lab (prod's and a branch's), so
+        there only the statements of connections from this environment's nodes count."""
         log = self.database.ddl_log()
-        return [line for line in log.splitlines()
-                if any(word in line.upper() for word in ("CREATE TABLE", "CREATE DATABASE", "ALTER TABLE"))]
+        lines = [line for line in log.splitlines()
+                 if any(word in line.upper() for word in ("CREATE TABLE", "CREATE DATABASE", "ALTER TABLE"))]
+        if not isinstance(self.database, MariaDB):
+            return lines
+        addresses = {node.ip for node in self.nodes}
+        mine = {session.id for session in self.database.sessions() if session.host in addresses}
+        return [line for line in lines
+                if (entry := GENERAL_LOG_ENTRY.match(line)) is not None and int(entry.group(1)) in mine]
 
 
 class Node:
@@ -548,6 +640,7 @@ class Lab:
         self.root.chmod(0o711)  # postgres and the node's wso2carbon traverse it
         self.nodes_created: list[str] = []
         self.environments: dict[str, LabEnvironment] = {}
+        self.bases: dict[str, LabBase] = {}
         self.services = Holder("services")
         self._clients: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
@@ -611,18 +704,33 @@ class Lab:
                     aws_access_key_id="testing", aws_secret_access_key="testing")
             return self._clients[key]
 
-    def deploy(self, stack: NodeStack, config: Any) -> LabEnvironment:
+    def deploy(self, stack: NodeStack, config: Any, base: LabBase | None = None) -> LabEnvironment:
+        """`base`: the branch base the environment stands on (deployed with deploy_base), if any."""
         engine = config.database.engine
         database = self.mariadb if engine == "mysql" else self.postgres if engine == "postgres" else None
         if database is None:
             raise LabGap(f"{stack.environment}: database engine {engine} has no server in the rehearsal")
         with self._lock:
-            if stack.environment in self.environments or len(self.environments) >= 14:
-                raise LabGap(f"{stack.environment}: deployed already, or no address range left")
-            environment = LabEnvironment(self, stack, config, database, index=len(self.environments))
+            environment = LabEnvironment(self, stack, config, database, index=self._slot(stack.environment),
+                                         base=base)
             self.environments[stack.environment] = environment
         environment.deploy()
         return environment
+
+    def deploy_base(self, name: str, path: Path) -> LabBase:
+        """A branch base stack (`kind: branch-base`): what its branches read and the function they invoke."""
+        with self._lock:
+            base = LabBase(self, name, path, json.loads(path.read_text(encoding="utf-8")), index=self._slot(name))
+            self.bases[name] = base
+        base.deploy()
+        return base
+
+    def _slot(self, name: str) -> int:
+        """The next environment's or base's place in the lab's 10.40.0.0/16 (its own /20)."""
+        taken = len(self.environments) + len(self.bases)
+        if name in self.environments or name in self.bases or taken >= 14:
+            raise LabGap(f"{name}: deployed already, or no address range left")
+        return taken
 
     def hold(self, holder: Holder) -> Holder:
         """Registers a node's namespace holder; a closed lab ends it at once (a background boot after close)."""

@@ -14,10 +14,12 @@ import ipaddress
 import json
 import os
 import pwd
+import re
 import shutil
 import subprocess
 import time
 import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.rehearsal.namespaces import Holder, run
@@ -154,6 +156,50 @@ class MariaDB:
 
     def ddl_log(self) -> str:
         return self.general_log.read_text(errors="replace") if self.general_log.exists() else ""
+
+    def sessions(self) -> list[Session]:
+        """Every connection the general log recorded: who connected from where, and what it ran in which database."""
+        found: dict[int, Session] = {}
+        current: tuple[Session, int] | None = None  # the session and index of the statement being continued
+        for line in self.ddl_log().splitlines():
+            entry = GENERAL_LOG_ENTRY.match(line)
+            if entry is None:
+                if current is not None and current[1] >= 0:  # a multi-line statement goes on
+                    session, index = current
+                    database, statement = session.statements[index]
+                    session.statements[index] = (database, f"{statement}\n{line}")
+                continue
+            number, command, argument = int(entry.group(1)), entry.group(2), entry.group(3)
+            session = found.setdefault(number, Session(number))
+            current = (session, -1)
+            if command == "Connect":
+                account = re.match(r"(?:Access denied for user ')?([^@' ]+)'?@'?([^' ]+)'?(?: on (\S*))?", argument)
+                if account is not None:
+                    session.user, session.host = account.group(1), account.group(2)
+                    session.database = account.group(3) or ""
+                session.denied = argument.startswith("Access denied")
+            elif command == "Init DB":
+                session.database = argument.strip()
+            elif command in ("Query", "Execute"):
+                session.statements.append((session.database, argument))
+                current = (session, len(session.statements) - 1)
+        return list(found.values())
+
+
+# One entry of MariaDB's general log: [date time] id command<TAB>argument (a statement may go on over more lines).
+GENERAL_LOG_ENTRY = re.compile(r"^(?:\d{6}\s+\d{1,2}:\d{2}:\d{2})?\s+(\d+) ([A-Z][a-z]+(?: [A-Za-z]+)?)\t(.*)$")
+
+
+@dataclass
+class Session:
+    """One connection to the database server, as its general log recorded it."""
+
+    id: int
+    user: str = ""
+    host: str = ""
+    database: str = ""  # the database in use (the connection's, or the last USE)
+    denied: bool = False
+    statements: list[tuple[str, str]] = field(default_factory=list)  # (database in use, statement)
 
 
 class PostgreSQL:

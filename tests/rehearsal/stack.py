@@ -81,6 +81,15 @@ def parse_object(text: str) -> dict[str, Any]:
     return obj()
 
 
+def json_parameter(resources: dict[str, dict[str, Any]], path: Path, what: str) -> tuple[str, dict[str, Any]]:
+    """(name, key -> expression) of a stack's one aws_ssm_parameter whose value is `${jsonencode({...})}`."""
+    for parameter in resources.get("aws_ssm_parameter", {}).values():
+        value = str(parameter.get("value", ""))
+        if value.startswith("${jsonencode("):
+            return str(parameter["name"]), parse_object(value[len("${jsonencode("):])
+    raise LabGap(f"{path}: no aws_ssm_parameter with a jsonencode value ({what})")
+
+
 @dataclass
 class NodeStack:
     """One environment's synthesized stack, seen from a node."""
@@ -127,11 +136,7 @@ class NodeStack:
     @property
     def runtime_parameter(self) -> tuple[str, dict[str, Any]]:
         """(name, shape) of the SSM parameter whose JSON value the nodes read at boot."""
-        for parameter in self.resources.get("aws_ssm_parameter", {}).values():
-            value = str(parameter.get("value", ""))
-            if value.startswith("${jsonencode("):
-                return str(parameter["name"]), parse_object(value[len("${jsonencode("):])
-        raise LabGap(f"{self.path}: no aws_ssm_parameter with a jsonencode value (the node runtime parameter)")
+        return json_parameter(self.resources, self.path, "the node runtime parameter")
 
     @property
     def instance_tags(self) -> dict[str, str]:
