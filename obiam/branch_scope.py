@@ -51,3 +51,9 @@ def on_branch_base(environment_name: str) -> SharedServerNames:
     scope = environment_name.replace("-", "_")
     digest = hashlib.sha256(environment_name.encode()).hexdigest()[:8]
     return SharedServerNames(f"{scope}_", scope, f"ob-{digest}-bind", f"ob-{digest}-admin")
+
+
+def names_for(environment_name: str, on_base: bool) -> SharedServerNames:
+    """The names an environment uses on its database server and directory: its branch base's shared
+    ones carry the branch's own names; servers of its own keep the fixed ones."""
+    return on_branch_base(environment_name) if on_base else OWN_SERVERS

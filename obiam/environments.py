@@ -86,9 +86,6 @@ class Catalog:
     environments: list[Environment]
     bases: list[BranchBase]
 
-    def base(self, name: str) -> BranchBase | None:
-        return next((b for b in self.bases if b.name == name), None)
-
 
 def read_yaml(path: Path, source: str) -> dict[str, Any]:
     """The file's top-level mapping; every way of failing becomes a ConfigError (obiam.safe_yaml's limits)."""

@@ -121,7 +121,7 @@ class ObIamStack(TerraformStack):
             automatic_backups=not config.backup.enabled))
 
         db_config = config.database
-        owned = branch_scope.OWN_SERVERS if environment.base is None else branch_scope.on_branch_base(environment.name)
+        owned = branch_scope.names_for(environment.name, on_base=base is not None)
         servers: OwnServers | BranchBaseOutputs
         if base is None:
             servers = self._own_servers(account, network, data_key.arn, logs_key.arn)

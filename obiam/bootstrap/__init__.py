@@ -116,7 +116,7 @@ def settings_for(environment: Environment) -> BootstrapSettings:
     product = wso2.PRODUCTS[config.product.version]
     jdbc = database_engines.ENGINES[config.database.engine].jdbc
 
-    scope = branch_scope.OWN_SERVERS if environment.base is None else branch_scope.on_branch_base(environment.name)
+    scope = branch_scope.names_for(environment.name, on_base=environment.base is not None)
 
     def database(d: wso2.Database) -> RenderedDatabase:
         name = scope.database(d.name)
