@@ -26,6 +26,9 @@ CA_BUNDLE_URL (the RDS CA bundle; the server's certificate is verified against i
   no global privilege). On update, databases no longer listed are dropped and a renamed user's
   old account is dropped.
 - delete: the databases and the user are dropped; dropping what is already gone succeeds.
+- inventory (`{"inventory": true}`, sent by `obiam reap`, never by Terraform): the names on the
+  server that start with NAME_PREFIX, so a branch's leftovers (a destroy that never ran its
+  delete) can be found; it changes nothing.
 
 A bad event raises ValueError with one sentence, which Lambda returns as the FunctionError
 payload and Terraform prints as the failed apply's or destroy's error. No password is ever
@@ -118,6 +121,12 @@ def run(event: Any, settings: Settings, secretsmanager: Any) -> dict[str, Any]:
     """Validate everything first (no SQL for a bad event), then create, update or drop."""
     if not isinstance(event, dict):
         raise ValueError("the event must be a JSON object with databases, user and password_secret_arn")
+    if "inventory" in event:
+        if event != {"inventory": True}:
+            raise ValueError('an inventory event is {"inventory": true} and nothing else')
+        with _connect(settings, _credentials(secretsmanager, settings.master_secret_arn,
+                                             "the server's master user")) as cursor:
+            return _inventory(cursor, settings.name_prefix)
     action, previous = _lifecycle(event)
     branch = _branch(event, settings.name_prefix, "the event")
     old = _branch(previous, settings.name_prefix, "tf.prev_input") if action == "update" and previous else None
@@ -255,6 +264,16 @@ def _revoke_and_drop(cursor: Any, databases: tuple[str, ...], user: str) -> None
             if error.args[0] not in (1141, 1269):  # ER_NONEXISTING_GRANT, ER_REVOKE_GRANTS: nothing to revoke
                 raise
         cursor.execute(f"DROP DATABASE IF EXISTS `{database}`")
+
+
+def _inventory(cursor: Any, prefix: str) -> dict[str, Any]:
+    """Every database and user on the server whose name starts with the branch prefix: what `obiam reap`
+    compares with the live branches to find what a branch left behind (changes nothing)."""
+    cursor.execute("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA")
+    databases = sorted(str(row[0]) for row in cursor.fetchall() if str(row[0]).startswith(prefix))
+    cursor.execute("SELECT DISTINCT User FROM mysql.user")
+    users = sorted(str(row[0]) for row in cursor.fetchall() if str(row[0]).startswith(prefix))
+    return {"action": "inventory", "databases": databases, "users": users}
 
 
 def _drop(cursor: Any, databases: tuple[str, ...], user: str) -> None:

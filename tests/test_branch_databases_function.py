@@ -421,3 +421,23 @@ def test_the_package_is_deterministic_and_runs_from_the_zip_alone(server: Server
         assert "eph_zip_identity" in server.mariadb.databases()
     finally:
         server.mariadb.sql("DROP DATABASE IF EXISTS eph_zip_identity; DROP USER IF EXISTS eph_zip")
+
+
+def test_an_inventory_lists_the_branch_names_on_the_server_and_changes_nothing(server: Server,
+                                                                              secrets: Secrets) -> None:
+    """`obiam reap` asks for every eph_ database and user on the shared server to find what a branch left
+    behind; the answer holds the branch prefix's names only (never the server's own or another
+    environment's) and no statement changes the server."""
+    left = branch_event(secrets, "eph_left_b9", ["eph_left_b9_identity", "eph_left_b9_consent"])
+    function.handler(crud(left, "create"), None)
+    before = (server.mariadb.databases(), server.users())
+    answer = function.handler({"inventory": True}, None)
+    assert answer["action"] == "inventory"
+    assert {"eph_left_b9_identity", "eph_left_b9_consent"} <= set(answer["databases"])
+    assert "eph_left_b9" in answer["users"]
+    assert all(name.startswith("eph_") for name in [*answer["databases"], *answer["users"]])
+    assert PROD_LIKE not in answer["databases"] and "mysql" not in answer["databases"]
+    assert (server.mariadb.databases(), server.users()) == before
+    with pytest.raises(ValueError, match="an inventory event is"):
+        function.handler({"inventory": True, "user": "eph_left_b9"}, None)
+    function.handler(crud(left, "delete", left), None)

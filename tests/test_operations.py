@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -917,3 +918,90 @@ def test_preflight_of_a_branch_base_checks_its_servers_and_state_not_nodes(mocke
     assert (checks["state bucket"].passed, checks["state bucket"].detail) == (
         False, "example-bank-tfstate-333333333333-eu-west-2 not found: run `obiam bootstrap-state --env "
                "ephemeral-base`")
+
+
+# --- leftovers on the branch base --------------------------------------------------------------
+
+class FakeBranchServer:
+    """The branch base's server as the branch-databases function sees it (inventory, delete), in memory:
+    the real function runs against a real MariaDB in tests/test_branch_databases_function.py; here the
+    reaper's decisions are under test, and the Lambda service cannot run in moto."""
+
+    def __init__(self, databases: set[str], users: set[str]) -> None:
+        self.databases, self.users, self.events = databases, users, []
+
+    def invoke(self, _client: Any, function_name: str, event: dict[str, Any]) -> dict[str, Any]:
+        self.events.append((function_name, event))
+        if event == {"inventory": True}:
+            return {"action": "inventory", "databases": sorted(self.databases), "users": sorted(self.users)}
+        assert event["tf"]["action"] == "delete"
+        self.databases -= set(event["databases"])
+        self.users.discard(event["user"])
+        return {"action": "delete"}
+
+
+def test_reap_reports_what_no_live_branch_owns_on_the_base_and_drops_it_only_when_told(
+        mocked: Any, destroys: list[Any], template_dir: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A first apply that failed after the base's function made the databases leaves them out of the
+    state, so no destroy drops them. reap reports them on every run; dropping needs --apply
+    --drop-leftovers (a branch being created can own databases before the tagging API lists it)."""
+    from obiam import branch_scope, ephemeral
+    from obiam.ops import leftovers
+
+    live, gone = ephemeral.stack_name("feature/live"), ephemeral.stack_name("feature/gone")
+    expired = ephemeral.stack_name("feature/expired")
+    tag_ephemeral(mocked, live, "feature/live", "2999-01-01T00:00:00Z")
+    tag_ephemeral(mocked, expired, "feature/expired", "2026-01-01T00:00:00Z")
+    scopes = {name: branch_scope.on_branch_base(name) for name in (live, gone, expired)}
+    server = FakeBranchServer(
+        {scope.database(d) for scope in scopes.values() for d in ("openbank_apimgtdb", "openbank_userdb")},
+        {scope.database_user for scope in scopes.values()})
+    monkeypatch.setattr(leftovers, "invoke", server.invoke)
+
+    report = json.loads(reap_cli(template_dir, "--json").output)
+    # The expired branch is destroyed through Terraform, which drops its own databases: not a leftover.
+    assert report["leftovers"] == [{"environment": gone, "user": scopes[gone].database_user, "databases": sorted(
+        [scopes[gone].database("openbank_apimgtdb"), scopes[gone].database("openbank_userdb")])}]
+    assert report["leftovers_checked"] and not report["leftovers_dropped"]
+    result = reap_cli(template_dir, "--apply")
+    assert result.exit_code == 0 and f"leftover {gone} on ephemeral-base, left behind" in result.output
+    assert [event for _, event in server.events if event != {"inventory": True}] == []
+    assert reap_cli(template_dir, "--drop-leftovers").exit_code == 2
+
+    result = reap_cli(template_dir, "--apply", "--drop-leftovers")
+    assert result.exit_code == 0, result.output
+    (function, event), = [(f, e) for f, e in server.events if e != {"inventory": True}]
+    assert function == "obiam-ephemeral-base-branch-databases" and event["user"] == scopes[gone].database_user
+    assert "will be dropped from the branch base: " + gone in result.output
+    assert scopes[live].database_user in server.users and scopes[gone].database_user not in server.users
+    assert not any(d.startswith(scopes[gone].database_user) for d in server.databases)
+
+
+def test_a_leftover_is_grouped_by_branch_and_an_unknown_name_is_reported_alone() -> None:
+    from obiam.ops import leftovers
+
+    found = leftovers.find({"users": ["eph_a_111111"], "databases": [
+        "eph_a_111111_openbank_govdb", "eph_b_222222_openbank_openbankingdb", "eph_stray"]}, ["eph-c-333333"])
+    assert [(x.environment, x.databases, x.user) for x in found] == [
+        ("eph-a-111111", ("eph_a_111111_openbank_govdb",), True),
+        ("eph-b-222222", ("eph_b_222222_openbank_openbankingdb",), False),
+        ("eph-stray", ("eph_stray",), False)]
+
+
+def test_a_failed_function_call_is_an_error_naming_the_function() -> None:
+    """Lambda Invoke (API reference): a function that raised answers 200 with FunctionError set and the
+    error in the payload; that is a failure, not an answer."""
+    from botocore.response import StreamingBody
+    from botocore.stub import Stubber
+
+    from obiam.ops import leftovers
+
+    lambda_client = boto3.session.Session(region_name=REGION, aws_access_key_id="x",
+                                          aws_secret_access_key="x").client("lambda")
+    body = json.dumps({"errorMessage": "cannot reach the database"}).encode()
+    with Stubber(lambda_client) as stub:
+        stub.add_response("invoke", {"StatusCode": 200, "FunctionError": "Unhandled",
+                                     "Payload": StreamingBody(io.BytesIO(body), len(body))},
+                          {"FunctionName": "f", "InvocationType": "RequestResponse", "Payload": b'{"inventory": true}'})
+        with pytest.raises(aws.OpsError, match="f failed: cannot reach the database"):
+            leftovers.invoke(lambda_client, "f", {"inventory": True})

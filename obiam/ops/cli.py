@@ -31,7 +31,7 @@ from obiam.environments import (
     load_file,
 )
 from obiam.naming import Names
-from obiam.ops import aws, pack_s3, reap, restore
+from obiam.ops import aws, leftovers, pack_s3, reap, restore
 from obiam.ops.ami import latest_lines
 from obiam.ops.output import Check, all_passed, print_checks
 from obiam.ops.preflight import preflight, preflight_base
@@ -193,27 +193,45 @@ def reap_command(
         = False,
         notify_topic_arn: Annotated[str | None, typer.Option(help="an SNS topic to tell what is about to be "
                                                                   "destroyed, before anything is")] = None,
+        drop_leftovers: Annotated[bool, typer.Option(
+            "--drop-leftovers", help="with --apply: also drop the databases and users on the branch base that no "
+                                     "live branch owns (reported on every run; never dropped without this)")] = False,
         as_json: JsonOption = False, region: RegionOption = None,
         environments_dir: DirOption = Path("environments")) -> None:
     """Destroy per-branch environments past their deadline (ExpiresAt, or a capped obiam:keep-until)."""
     def body() -> int:
         if apply and dry_run:
             raise ValueError("--apply and --dry-run: choose one")
+        if drop_leftovers and not apply:
+            raise ValueError("--drop-leftovers drops databases: it needs --apply")
         template = load_environment(environments_dir / f"{EPHEMERAL_TEMPLATE}.yaml", Path.cwd())
         settings = template.config.ephemeral or EphemeralConfig()
         where = region or template.config.region
         session = aws.session(where)
         account = aws.require_account(session, template.config.account.id, template.source)
-        decisions = reap.decide(reap.find_ephemeral_environments(session, where), reap.now(),
-                                ttl_hours=settings.ttl_hours, max_keep_hours=settings.max_keep_hours)
+        found = reap.find_ephemeral_environments(session, where)
+        decisions = reap.decide(found, reap.now(), ttl_hours=settings.ttl_hours,
+                                max_keep_hours=settings.max_keep_hours)
         doomed = [d for d in decisions if d.destroy]
-        if doomed and apply and notify_topic_arn:
+        base_function = (Names(template.base.name).branch_databases_function if template.base is not None else None)
+        lambda_client = aws.client(session, "lambda", where)
+        inventory = (aws.lookup(lambda: leftovers.invoke(lambda_client, base_function, {"inventory": True}),
+                                missing={"ResourceNotFoundException"}) if base_function else None)
+        left = leftovers.find(inventory, [e.name for e in found]) if inventory is not None else []
+        dropping = left if drop_leftovers else []
+        if (doomed or dropping) and apply and notify_topic_arn:
             aws.client(session, "sns", where).publish(
                 TopicArn=notify_topic_arn, Subject="obiam reap: per-branch environments to be destroyed",
-                Message=reap.notice(decisions, account, where))
+                Message=reap.notice(decisions, account, where, [x.environment for x in dropping]))
         failures = sum(1 for d in doomed if d.problem)
         if not as_json:
-            _print_reap_plan(decisions, account, where, apply=apply)
+            _print_reap_plan(decisions, account, where, apply=apply, dropping=[x.environment for x in dropping],
+                             leftover_lines=_leftover_lines(left, template.base.name if template.base else None,
+                                                            dropping=bool(dropping), checked=inventory is not None))
+        for leftover in dropping:
+            assert base_function is not None
+            secret = f"arn:aws:secretsmanager:{where}:{account}:secret:{Names(leftover.environment).wso2_db_secret}"
+            leftovers.invoke(lambda_client, base_function, leftovers.drop_event(leftover, secret))
         for decision in doomed if apply else ():
             if decision.command is None or decision.variables is None:
                 continue
@@ -223,17 +241,33 @@ def reap_command(
                       "retries", file=sys.stderr)
         if as_json:
             print(json.dumps({"account": account, "region": where, "applied": apply,
-                              "environments": [d.as_json() for d in decisions]}, indent=2))
+                              "environments": [d.as_json() for d in decisions],
+                              "leftovers_checked": inventory is not None, "leftovers": [x.as_json() for x in left],
+                              "leftovers_dropped": bool(dropping)},
+                             indent=2))
         return 1 if failures else 0
     _run(body)
 
 
-def _print_reap_plan(decisions: list[reap.Decision], account: str, region: str, *, apply: bool) -> None:
+def _leftover_lines(left: list[leftovers.Leftover], base: str | None, *, dropping: bool,
+                    checked: bool) -> list[str]:
+    if base is None:
+        return []
+    if not checked:
+        return [f"no leftovers checked: {base}'s branch-databases function is not deployed"]
+    if not left:
+        return [f"no leftovers on {base}: every eph_ database and user on its server belongs to a live branch"]
+    verb = "dropping" if dropping else "left behind (drop with --apply --drop-leftovers, after reading this)"
+    return [f"leftover {leftover.environment} on {base}, {verb}: user {leftover.scope if leftover.user else '(none)'},"
+            f" databases {', '.join(leftover.databases) or '(none)'}" for leftover in left]
+
+
+def _print_reap_plan(decisions: list[reap.Decision], account: str, region: str, *, apply: bool,
+                     dropping: list[str], leftover_lines: list[str]) -> None:
+    if any(d.destroy for d in decisions) or dropping:
+        print(reap.notice(decisions, account, region, dropping), flush=True)
     if not decisions:
         print(f"no per-branch environments in account {account}, {region}")
-        return
-    if any(d.destroy for d in decisions):
-        print(reap.notice(decisions, account, region), flush=True)
     for decision in decisions:
         environment, deadline = decision.environment, decision.deadline
         when = deadline.strftime("%Y-%m-%dT%H:%M:%SZ") if deadline else "no readable ExpiresAt"
@@ -247,6 +281,8 @@ def _print_reap_plan(decisions: list[reap.Decision], account: str, region: str, 
             shown = " ".join([*(f"{k}={v}" for k, v in (decision.variables or {}).items()), *(decision.command or [])])
             print(f"destroy  {environment.name} (expired {when}): {shown}" if apply
                   else f"expired  {environment.name} (expired {when}); would run: {shown}", flush=True)
+    for line in leftover_lines:
+        print(line)
     if not apply and any(d.destroy for d in decisions):
         print("dry run: nothing was destroyed; run with --apply to destroy")
 

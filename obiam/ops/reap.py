@@ -141,13 +141,17 @@ def decide(found: list[EphemeralEnvironment], moment: datetime, *, ttl_hours: in
     return decisions
 
 
-def notice(decisions: list[Decision], account: str, region: str) -> str:
-    """What the reaper is about to destroy, for people (printed, and sent to SNS when asked)."""
+def notice(decisions: list[Decision], account: str, region: str, leftovers: Sequence[str] = ()) -> str:
+    """What the reaper is about to destroy, for people (printed, and sent to SNS when asked); `leftovers`:
+    branches with no live environment whose databases on the branch base are about to be dropped."""
     doomed = [d for d in decisions if d.destroy]
     lines = [f"obiam reap in account {account}, {region}: {len(doomed)} per-branch environment(s) past their "
              "deadline will be destroyed:"]
     lines += [f"- {d.environment.name} (branch {d.environment.branch or '?'}, deadline "
               f"{_iso(d.deadline) or 'unreadable'}, {d.environment.resources} tagged resources)" for d in doomed]
+    if leftovers:
+        lines.append(f"and the databases and users of {len(leftovers)} branch(es) no live environment owns will be "
+                     f"dropped from the branch base: {', '.join(leftovers)}")
     lines.append("Keep one longer: obiam keep --branch <branch> --hours N (before the next run).")
     return "\n".join(lines)
 
