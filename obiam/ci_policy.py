@@ -20,6 +20,7 @@ backend's permissions: developer.hashicorp.com/terraform/language/backend/s3 ("P
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -27,7 +28,8 @@ from typing import Annotated, Any
 
 import typer
 
-from obiam.environments import BranchBase, ConfigError, Deployable, load_file
+from obiam import branch_scope
+from obiam.environments import BranchBase, ConfigError, Deployable, Environment, load_file
 from obiam.naming import Names
 from obiam.plan_artifact import plan_key_prefix
 
@@ -144,7 +146,8 @@ def deploy_policy(environment: Deployable, stack: dict[str, Any]) -> dict[str, A
     regions = stack_regions(environment, stack)
     # Route 53 is global (its requests carry us-east-1): its own statement, limited to the zone.
     regional = [s for s in services(stack) if s not in ("iam", "sts", "route53")]
-    prefix = Names(environment.name).prefix
+    # A pattern of names (eph-*, every branch) is open-ended already.
+    prefix = Names(environment.name).prefix.rstrip("*")
     return {"Version": "2012-10-17", "Statement": [
         *_state(environment, write=True),
         {"Sid": "ManageTheStack", "Effect": "Allow", "Action": [f"{s}:*" for s in regional], "Resource": "*",
@@ -214,16 +217,48 @@ def policies(environment: Deployable, stack: dict[str, Any], repository: str) ->
     }
 
 
+# The GitHub environment and the role of .github/workflows/ephemeral.yml (deploy, destroy and reap).
+EPHEMERAL_GITHUB_ENVIRONMENT = "ephemeral"
+
+
+def branch_roles(template: Environment, stack: dict[str, Any], repository: str) -> dict[str, Any]:
+    """The one role the per-branch workflow uses for every branch: the deploy role's permissions with every
+    name a branch stack can have (`eph-*`: its state key, its roles, its secrets), and what the reaper
+    needs besides: finding branches by tag and announcing them."""
+    account, region = account_id(template), template.config.region
+    branches = dataclasses.replace(template, name=f"{branch_scope.BRANCH_ENVIRONMENT_PREFIX}*")
+    policy = deploy_policy(branches, stack)
+    policy["Statement"] += [
+        {"Sid": "FindBranches", "Effect": "Allow", "Action": "tag:GetResources", "Resource": "*"},
+        {"Sid": "AnnounceReaping", "Effect": "Allow", "Action": "sns:Publish",
+         "Resource": f"arn:aws:sns:{region}:{account}:*"},
+    ]
+    return {"obiam-ephemeral-ci": {"github_environment": EPHEMERAL_GITHUB_ENVIRONMENT,
+                                   "trust": trust_policy(account, repository, EPHEMERAL_GITHUB_ENVIRONMENT),
+                                   "policy": policy}}
+
+
+def _branch_stack(outdir: Path) -> Path:
+    found = sorted((outdir / "stacks").glob(f"{branch_scope.BRANCH_ENVIRONMENT_PREFIX}*/cdk.tf.json"))
+    if not found:
+        raise PolicyError(f"no branch stack under {outdir}/stacks: synthesize one first "
+                          f"(OBIAM_EPHEMERAL_BRANCH=ci-policy make synth); every branch's role follows its shape")
+    return found[0]
+
+
 def ci_policy_command(env: Annotated[str, typer.Option("--env", help="environment (environments/<env>.yaml)")],
                       outdir: Annotated[Path, typer.Option(help="the cdktf.out tree")] = Path("cdktf.out"),
                       environments_dir: Annotated[Path, typer.Option(help="environment files")] = Path("environments"),
                       repository: Annotated[str, typer.Option(help="GitHub owner/name the roles trust")]
                       = "OWNER/REPOSITORY") -> None:
-    """Print the plan and deploy roles of one environment: trust and permission policies (JSON)."""
+    """Print the plan and deploy roles of one environment: trust and permission policies (JSON). With
+    --env ephemeral, the one role of the per-branch workflow."""
     stack_path = outdir / "stacks" / env / "cdk.tf.json"
     try:
         # An environment or a branch base: each stack has its own plan and deploy roles.
         environment = load_file(environments_dir / f"{env}.yaml", Path.cwd())
+        if isinstance(environment, Environment) and environment.config.ephemeral is not None:
+            stack_path = _branch_stack(outdir)
         try:
             stack = json.loads(stack_path.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -231,7 +266,10 @@ def ci_policy_command(env: Annotated[str, typer.Option("--env", help="environmen
                               "synthesized stack)") from None
         except (OSError, ValueError) as error:
             raise PolicyError(f"{stack_path}: not a synthesized stack: {error}") from None
-        sys.stdout.write(json.dumps(policies(environment, stack, repository), indent=2) + "\n")
+        roles = (branch_roles(environment, stack, repository)
+                 if isinstance(environment, Environment) and environment.config.ephemeral is not None
+                 else policies(environment, stack, repository))
+        sys.stdout.write(json.dumps(roles, indent=2) + "\n")
     except ConfigError as error:
         print(str(error), file=sys.stderr)
         raise typer.Exit(2) from None

@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 from conftest import ROOT, Synth
 from obiam import ci_policy, plan_artifact
 from obiam.cli import app
-from obiam.environments import load_file
+from obiam.environments import load_environment, load_file
 
 WORKFLOWS = ROOT / ".github" / "workflows"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -318,3 +318,34 @@ def test_a_branch_environment_is_checked_against_its_base_deployed_and_verified_
     assert 'obiam verify --branch "$OBIAM_EPHEMERAL_BRANCH"' in step(jobs["deploy"], "Verify")
     destroy = step(jobs["destroy"], "Destroy")
     assert 'npx cdktf destroy "$stack" --auto-approve' in destroy and "ephemeral-base" not in destroy
+
+
+@pytest.mark.synth
+def test_the_per_branch_workflow_has_one_role_for_every_branch_and_nothing_beyond(synth: Synth) -> None:
+    """ephemeral.yml runs deploy, destroy and reap in the `ephemeral` GitHub environment with one role:
+    a deploy role whose names are every branch's (eph-*: state key, roles), plus the reaper's tag search
+    and notice. The branch stacks' services come from a synthesized branch stack."""
+    template = load_environment(ROOT / "environments" / "ephemeral.yaml", ROOT)
+    (role,) = ci_policy.branch_roles(template, synth.stack(synth.ephemeral_name), "bank/obiam").values()
+    assert role["github_environment"] == "ephemeral"
+    assert role["trust"]["Statement"][0]["Condition"]["StringEquals"][
+        "token.actions.githubusercontent.com:sub"] == ["repo:bank/obiam:environment:ephemeral"]
+    found = statements(role["policy"])
+    assert found["StateWrite"]["Resource"].endswith(":::example-bank-tfstate-333333333333-eu-west-2/"
+                                                    "wso2-ob-iam-ephemeral/eph-*/terraform.tfstate")
+    assert found["PassOwnRolesOnly"]["NotResource"][0] == "arn:aws:iam::333333333333:role/obiam-eph-*"
+    assert found["OwnAliasRecord"]["Resource"].endswith(f"hostedzone/{template.config.load_balancer.hosted_zone_id}")
+    assert actions(found["FindBranches"]) == ["tag:GetResources"]
+    # The base's function is invoked and its published parameter read, through the stack's services.
+    assert {"lambda:*", "ssm:*", "ec2:*"} <= set(actions(found["ManageTheStack"]))
+    assert len(json.dumps(role["policy"], separators=(",", ":"))) <= 6144
+
+
+def test_ci_policy_for_the_branches_needs_a_synthesized_branch_stack(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from obiam.cli import app
+
+    result = CliRunner().invoke(app, ["ci-policy", "--env", "ephemeral", "--outdir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "synthesize one first (OBIAM_EPHEMERAL_BRANCH=ci-policy make synth)" in result.output
