@@ -106,6 +106,12 @@ def parse_environment(name: str, data: dict[str, Any], source: str, *, branch: s
     """Validates already-parsed data; raises ConfigError listing every problem."""
     _check_name(name, source)
     config = _validate(EnvironmentConfig, data, source)
+    named = config.ephemeral.base if config.ephemeral else None
+    if named != (base.name if base else None):
+        # The stack builds on `base`, the user data on the config: they must agree.
+        raise ConfigError([f"{source}: ephemeral.base = {show(named)}, but the branch base read with it is "
+                           f"{show(base.name if base else None)}; allowed: read the file with load_file, which "
+                           "reads the base it names from beside it"])
     return Environment(name=name, config=config, source=source, branch=branch, expires_at=expires_at, base=base)
 
 

@@ -275,3 +275,18 @@ def test_a_branch_pays_for_its_nodes_and_load_balancer_and_the_base_once_for_the
     assert billed_units(synth.stack("dev"), 2) == {
         "nodes": 2, "load balancers": 1, "NAT gateways": 1, "interface endpoint-AZs": 12, "directories": 1,
         "database instances": 2, "KMS keys": 3, "secrets": 5, "file systems": 1}
+
+
+def test_an_environment_naming_a_base_is_never_built_without_it() -> None:
+    """The stack builds a branch on `Environment.base` and its user data from the config's names: an
+    environment whose config names a base it was not read with would mix the two, so it is refused."""
+    from obiam.environments import parse_environment
+
+    template = load_environment(ROOT / "environments" / "ephemeral.yaml", ROOT)
+    data = template.config.model_dump(exclude_none=True)
+    with pytest.raises(ConfigError) as caught:
+        parse_environment("ephemeral", data, "environments/ephemeral.yaml")
+    assert caught.value.problems == [
+        "environments/ephemeral.yaml: ephemeral.base = 'ephemeral-base', but the branch base read with it is None; "
+        "allowed: read the file with load_file, which reads the base it names from beside it"]
+    assert parse_environment("ephemeral", data, "environments/ephemeral.yaml", base=template.base).base == template.base
