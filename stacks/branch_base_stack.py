@@ -78,7 +78,8 @@ class BranchBaseStack(TerraformStack):
             function_name=names.branch_databases_function, vpc_id=network.vpc_id,
             subnet_ids=network.app_subnet_ids, db_host=database.address, db_port=Token.as_string(database.port),
             master_secret_arn=database.secret_arn, name_prefix=branch_scope.BRANCH_DATABASE_PREFIX,
-            branch_secret_name_pattern=f"obiam/{branch_scope.BRANCH_ENVIRONMENT_PREFIX}*/wso2-database-user-*",
+            # Every branch's database-user secret (Secrets Manager appends -<6 characters> to the name).
+            branch_secret_name_pattern=Names(f"{branch_scope.BRANCH_ENVIRONMENT_PREFIX}*").wso2_db_secret + "-*",
             log_group_name=names.log_group("branch-databases"), log_retention_days=retention,
             logs_kms_key_arn=logs_key.arn, package_path=asset_file(package.file_name, package.content),
             package_sha256_base64=package.source_code_hash, prevent_destroy=protection.prevent_destroy))
