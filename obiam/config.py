@@ -872,8 +872,9 @@ class BranchBaseConfig(Model):
 
     @property
     def tier(self) -> str:
-        """The tier of the environments it serves (what the security gate's per-tier skips go by)."""
-        return "ephemeral"
+        """What the security gate's per-tier skips judge it as: a long-lived development stack (protected,
+        cheap settings, the development account), not a per-branch one it outlives."""
+        return "development"
 
 
 # Engines the branch-databases function (obiam/branch_databases_function.py) has a client for.
