@@ -157,13 +157,15 @@ VARIANTS = tuple(sorted(load_examples()))
 
 
 def with_changes(environment: Environment, name: str | None = None, **changes: Any) -> Environment:
-    """The environment's config with sections changed (merged one level deep), validated again."""
+    """The environment's config with sections changed (merged one level deep), validated again; a
+    branch environment keeps its branch, expiry and branch base."""
     from obiam.environments import parse_environment
 
     data = environment.config.model_dump(exclude_none=True)
     for section, values in changes.items():
         data[section] = {**data.get(section, {}), **values} if isinstance(values, dict) else values
-    return parse_environment(name or environment.name, data, f"{environment.source} (changed in a test)")
+    return parse_environment(name or environment.name, data, f"{environment.source} (changed in a test)",
+                             branch=environment.branch, expires_at=environment.expires_at, base=environment.base)
 
 
 def variant_environment(name: str, environments: dict[str, Environment] | None = None) -> Environment:
