@@ -22,7 +22,7 @@ from obiam.environments import BranchBase
 from obiam.naming import Names, published_parameter
 from stacks import foundation
 from stacks.assets import asset_file
-from stacks.servers import own_database, own_directory, own_network
+from stacks.servers import own_database, own_directory, own_directory_accounts, own_network
 from wso2_on_aws.account import account_context
 from wso2_on_aws.alarms import Alarms, AlarmsProps, DatabaseAlarmsProps
 from wso2_on_aws.branch_databases import BranchDatabasesFunction, BranchDatabasesFunctionProps
@@ -87,10 +87,18 @@ class BranchBaseStack(TerraformStack):
         database.grant_read_credentials(function.role)
         data_key.grant_decrypt_via(function.role, ("secretsmanager",), sid="MasterCredentialKey")
 
+        # AD expires every password after 42 days, the admin's too: renewed daily, as in every environment
+        # (no branch uses it, but it is the directory's break-glass account).
+        admin_renewal = own_directory_accounts(
+            self, account, names=names, config=config, directory_id=directory.directory_id,
+            admin_secret_arn=directory.secret_arn, data_key_arn=data_key.arn, logs_key_arn=logs_key.arn,
+            wso2_accounts=False)
+
         # The server every branch's databases live on: when it fills up or runs hot, every branch fails.
         Alarms(self, "alarms", AlarmsProps(
             name_prefix=names.prefix, kms_key_arn=logs_key.arn, service=None,
             database=DatabaseAlarmsProps(names.db_instance, config.database.allocated_storage),
+            directory_accounts_function_name=admin_renewal.function_name,
             email=config.observability.alarm_email))
 
         values = {

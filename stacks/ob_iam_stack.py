@@ -13,13 +13,12 @@ from cdktf import Aspects, TerraformOutput, TerraformResource, TerraformStack, T
 from cdktf_cdktf_provider_aws.data_aws_ssm_parameter import DataAwsSsmParameter
 from constructs import Construct
 
-from obiam import bootstrap, branch_scope, lambda_package, wso2
+from obiam import bootstrap, branch_scope, wso2
 from obiam.environments import Environment
 from obiam.naming import CLUSTER_TAG_KEY, Names
 from stacks import foundation
-from stacks.assets import asset_file
 from stacks.branch_base_stack import BranchBaseOutputs
-from stacks.servers import own_database, own_directory, own_network
+from stacks.servers import own_database, own_directory, own_directory_accounts, own_network
 from wso2_on_aws.access_log_bucket import AccessLogBucket, AccessLogBucketProps
 from wso2_on_aws.account import AccountContext, account_context
 from wso2_on_aws.alarms import Alarms, AlarmsProps, DatabaseAlarmsProps, ServiceAlarmsProps
@@ -28,7 +27,7 @@ from wso2_on_aws.backup import Backup, BackupProps, VaultLockProps
 from wso2_on_aws.branch_databases import BranchDatabases, BranchDatabasesProps
 from wso2_on_aws.database import Database
 from wso2_on_aws.directory import Directory
-from wso2_on_aws.directory_accounts import DirectoryAccounts, DirectoryAccountsProps
+from wso2_on_aws.directory_accounts import DirectoryAccounts
 from wso2_on_aws.encryption_key import EncryptionKey, EncryptionKeyProps
 from wso2_on_aws.load_balancer import LoadBalancer, LoadBalancerProps, StickinessProps
 from wso2_on_aws.log_groups import EncryptedLogGroups, EncryptedLogGroupsProps
@@ -131,22 +130,13 @@ class ObIamStack(TerraformStack):
             servers = base
         database = servers.database if isinstance(servers, OwnServers) else None
 
-        dir_config = config.directory
-        accounts = wso2.directory_accounts(dir_config.type, dir_config.name)
-        accounts_package = lambda_package.directory_accounts()
-        directory_accounts = DirectoryAccounts(self, "directory-accounts", account, DirectoryAccountsProps(
-            directory_id=servers.directory_id, directory_type=dir_config.type,
-            admin_username=accounts.directory_admin,
+        directory_accounts = own_directory_accounts(
+            self, account, names=names, config=config, directory_id=servers.directory_id,
             # A branch never reads the shared directory's admin: ds-data and password resets authorize by IAM.
             admin_secret_arn=servers.directory_admin_secret_arn if isinstance(servers, OwnServers) else None,
-            bind_account=owned.bind_account, super_admin_account=owned.super_admin_account,
-            bind_secret_name=names.directory_bind_secret, super_admin_secret_name=names.super_admin_secret,
-            function_name=names.directory_accounts_function, log_group_name=names.log_group("directory-accounts"),
-            log_retention_days=retention, logs_kms_key_arn=logs_key.arn, secrets_kms_key_arn=data_key.arn,
-            package_path=asset_file(accounts_package.file_name, accounts_package.content),
-            package_sha256_base64=accounts_package.source_code_hash, prevent_destroy=protection.prevent_destroy,
+            data_key_arn=data_key.arn, logs_key_arn=logs_key.arn, owned=owned,
             # On the base's shared directory, a branch's accounts are its own to remove.
-            remove_on_destroy=base is not None))
+            remove_on_destroy=base is not None)
 
         node_secrets = NodeSecrets(self, "node-secrets", NodeSecretsProps(
             database_secret_name=names.wso2_db_secret, node_secret_name=names.node_secret,
@@ -213,8 +203,8 @@ class ObIamStack(TerraformStack):
                 load_balancer_arn_suffix=load_balancer.arn_suffix,
                 target_group_arn_suffix=load_balancer.target_group_arn_suffix,
                 autoscaling_group_name=names.autoscaling_group, min_healthy_hosts=nodes_config.min_size,
-                efs_file_system_id=artifacts.file_system_id, node_metrics_namespace=bootstrap.METRICS_NAMESPACE,
-                directory_accounts_function_name=directory_accounts.function_name),
+                efs_file_system_id=artifacts.file_system_id, node_metrics_namespace=bootstrap.METRICS_NAMESPACE),
+            directory_accounts_function_name=directory_accounts.function_name,
             # A branch's database server is its base's, and so are the alarms on it.
             database=DatabaseAlarmsProps(names.db_instance, config.database.allocated_storage) if database else None,
             email=config.observability.alarm_email))

@@ -8,12 +8,14 @@ from typing import Protocol
 
 from constructs import Construct
 
-from obiam import database_engines, directory_service, wso2
+from obiam import branch_scope, database_engines, directory_service, lambda_package, wso2
 from obiam.config import BranchBaseConfig, EnvironmentConfig
 from obiam.naming import Names
+from stacks.assets import asset_file
 from wso2_on_aws.account import AccountContext
 from wso2_on_aws.database import Database, DatabaseProps
 from wso2_on_aws.directory import Directory, DirectoryProps
+from wso2_on_aws.directory_accounts import DirectoryAccounts, DirectoryAccountsProps
 from wso2_on_aws.network import INTERFACE_ENDPOINTS, ExistingVpcProps, Network, NetworkProps
 
 ServersConfig = EnvironmentConfig | BranchBaseConfig
@@ -76,3 +78,24 @@ def own_directory(scope: Construct, *, names: Names, config: ServersConfig, vpc:
         kms_key_arn=data_key_arn, log_group_name=names.directory_log_group,
         log_policy_name=names.directory_log_policy, log_retention_days=config.observability.log_retention_days,
         logs_kms_key_arn=logs_key_arn, prevent_destroy=config.data_protection.prevent_destroy))
+
+
+def own_directory_accounts(scope: Construct, account: AccountContext, *, names: Names, config: ServersConfig,
+                           directory_id: str, admin_secret_arn: str | None, data_key_arn: str,
+                           logs_key_arn: str, owned: branch_scope.SharedServerNames = branch_scope.OWN_SERVERS,
+                           remove_on_destroy: bool = False, wso2_accounts: bool = True) -> DirectoryAccounts:
+    """The directory-accounts function of a stack: WSO2's accounts (named by `owned`) and the admin's,
+    created and renewed daily (constructs/wso2_on_aws/directory_accounts.py)."""
+    dir_config = config.directory
+    package = lambda_package.directory_accounts()
+    return DirectoryAccounts(scope, "directory-accounts", account, DirectoryAccountsProps(
+        directory_id=directory_id, directory_type=dir_config.type,
+        admin_username=wso2.directory_accounts(dir_config.type, dir_config.name).directory_admin,
+        admin_secret_arn=admin_secret_arn,
+        bind_account=owned.bind_account, super_admin_account=owned.super_admin_account,
+        bind_secret_name=names.directory_bind_secret, super_admin_secret_name=names.super_admin_secret,
+        function_name=names.directory_accounts_function, log_group_name=names.log_group("directory-accounts"),
+        log_retention_days=config.observability.log_retention_days, logs_kms_key_arn=logs_key_arn,
+        secrets_kms_key_arn=data_key_arn, package_path=asset_file(package.file_name, package.content),
+        package_sha256_base64=package.source_code_hash, prevent_destroy=config.data_protection.prevent_destroy,
+        remove_on_destroy=remove_on_destroy, wso2_accounts=wso2_accounts))

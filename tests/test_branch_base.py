@@ -63,7 +63,8 @@ def test_the_base_publishes_its_outputs_without_a_secret(branch_base: dict[str, 
 @pytest.mark.synth
 def test_only_the_base_function_holds_the_master_credential_and_only_for_branch_names(
         branch_base: dict[str, Any]) -> None:
-    function = only(branch_base, "aws_lambda_function")
+    (function,) = [f for n, f in resources(branch_base, "aws_lambda_function").items()
+                   if n.startswith("branch-databases_")]
     variables = function["environment"]["variables"]
     assert variables["NAME_PREFIX"] == branch_scope.BRANCH_DATABASE_PREFIX == "eph_"
     assert variables["CA_BUNDLE_URL"].startswith("https://truststore.pki.rds.amazonaws.com/")
@@ -84,6 +85,21 @@ def test_only_the_base_function_holds_the_master_credential_and_only_for_branch_
              if r.get("from_port") == 3306]
     assert [r["referenced_security_group_id"].split(".")[1] for r in rules] == [
         n for n, g in resources(branch_base, "aws_security_group").items() if g["name"].endswith("branch-databases")]
+
+
+@pytest.mark.synth
+def test_the_base_keeps_its_directory_admin_from_expiring_and_creates_no_wso2_account(
+        branch_base: dict[str, Any]) -> None:
+    """AWS Managed Microsoft AD ends every password after 42 days, the Admin's too (AWS Directory Service
+    admin guide, "Manage password policies"): the base renews its Admin daily like every environment,
+    and creates no WSO2 account (each branch brings its own)."""
+    invocation = only(branch_base, "aws_lambda_invocation")
+    assert [(a["username"], a["create"]) for a in json.loads(invocation["input"])["accounts"]] == [("Admin", False)]
+    assert only(branch_base, "aws_cloudwatch_event_rule")["schedule_expression"] == "cron(0 12 * * ? *)"
+    sids = {s.get("Sid") for s in policy_statements(branch_base, "aws_iam_role_policy")}
+    assert "RenewPasswords" in sids and "CreateAccounts" not in sids
+    assert [s["name"] for s in resources(branch_base, "aws_secretsmanager_secret").values()] == [
+        "obiam/ephemeral-base/directory-admin"]
 
 
 # --- a branch on the base -----------------------------------------------------------------------

@@ -198,7 +198,9 @@ def test_alarms_cover_the_ways_the_login_service_fails(stack: dict[str, Any]) ->
 
 
 def test_the_branch_base_watches_the_database_server_every_branch_shares(branch_base: dict[str, Any]) -> None:
-    assert set(alarms_of(branch_base)) == {"db-cpu", "db-free-storage"}
+    """And its directory admin's daily renewal, as every environment's (AD expires passwords after 42 days)."""
+    assert set(alarms_of(branch_base)) == {"db-cpu", "db-free-storage", "directory-accounts-failed",
+                                           "directory-accounts-not-run"}
 
 
 def test_healthy_host_alarm_fires_below_the_group_minimum(stack: dict[str, Any]) -> None:

@@ -28,8 +28,6 @@ class ServiceAlarmsProps:
     min_healthy_hosts: int
     efs_file_system_id: str
     node_metrics_namespace: str
-    # The function that renews WSO2's directory passwords every day (wso2_on_aws.directory_accounts).
-    directory_accounts_function_name: str
 
 
 @dataclass(frozen=True)
@@ -46,6 +44,8 @@ class AlarmsProps:
     service: ServiceAlarmsProps | None
     # None: the database is another stack's (a branch base's), and so are its alarms.
     database: DatabaseAlarmsProps | None
+    # The function that renews the directory passwords every day (wso2_on_aws.directory_accounts).
+    directory_accounts_function_name: str | None
     email: str | None = None
     # Share of requests answered 5xx (ALB or target) that pages someone.
     error_rate_percent: float = 5.0
@@ -75,7 +75,8 @@ class Alarms(Construct):
                       statistic=None if percentile else statistic, extended_statistic=statistic if percentile else None)
         if props.service is not None:
             self._error_rate({"LoadBalancer": props.service.load_balancer_arn_suffix}, props)
-            self._directory_accounts(props.service.directory_accounts_function_name)
+        if props.directory_accounts_function_name is not None:
+            self._directory_accounts(props.directory_accounts_function_name)
 
     @staticmethod
     def _service_thresholds(props: AlarmsProps) -> list[Threshold]:

@@ -78,6 +78,9 @@ class DirectoryAccountsProps:
     # A branch environment on a shared directory: its accounts go with it (`cdktf destroy` deletes
     # them). Its own directory takes its accounts with it anyway.
     remove_on_destroy: bool = False
+    # False: no WSO2 accounts here, only the admin's password kept from expiring (a branch base's
+    # directory: each branch brings its own WSO2 accounts).
+    wso2_accounts: bool = True
 
 
 @dataclass(frozen=True)
@@ -93,12 +96,12 @@ class DirectoryAccounts(Construct):
 
     def __init__(self, scope: Construct, id_: str, account: AccountContext, props: DirectoryAccountsProps):
         super().__init__(scope, id_)
-        if props.admin_secret_arn is None and props.directory_type != "MicrosoftAD":
-            raise ValueError("Simple AD: WSO2 binds as the directory's admin, so its secret is required")
+        if props.admin_secret_arn is None and (props.directory_type != "MicrosoftAD" or not props.wso2_accounts):
+            raise ValueError("the directory's admin is the only account here, so its secret is required")
         admin = None if props.admin_secret_arn is None else DirectoryAccount(props.admin_username,
                                                                               props.admin_secret_arn, create=False)
         versions: list[str] = []
-        if props.directory_type == "MicrosoftAD":
+        if props.directory_type == "MicrosoftAD" and props.wso2_accounts:
             dedicated = []
             for which, name, secret_name, description in (
                     ("bind", props.bind_account, props.bind_secret_name,
